@@ -1,0 +1,33 @@
+# pgpoolx developer targets. `make test` is what CI runs (.ci/run).
+
+GO ?= go
+FUZZTIME ?= 10s
+
+.PHONY: all build demo test fuzz-short clean
+
+all: build
+
+build:
+	$(GO) build -o bin/pgpoolx ./cmd/pgpoolx
+
+# pgpoolx in front of a throwaway PostgreSQL; Ctrl-C removes it all.
+# Pass flags with DEMOFLAGS, e.g. `make demo DEMOFLAGS="-port 7432"`.
+demo: build
+	$(GO) run ./cmd/pgpoolx-demo $(DEMOFLAGS)
+
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Every Fuzz target in the module for FUZZTIME each (go test -fuzz takes one
+# target at a time).
+fuzz-short:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$target"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+clean:
+	rm -rf bin

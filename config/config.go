@@ -1,0 +1,80 @@
+// Package config holds pgpoolx's typed configuration: decoding from YAML,
+// defaults in one place, and validation that reports every problem at once.
+package config
+
+import "time"
+
+// PoolMode says how long a client keeps a server connection.
+type PoolMode string
+
+const (
+	// PoolModeTransaction lends a server connection for one transaction
+	// (or one extended-protocol batch up to Sync).
+	PoolModeTransaction PoolMode = "transaction"
+	// PoolModeSession lends a server connection for the client's whole life.
+	PoolModeSession PoolMode = "session"
+)
+
+// Auth types a client may be asked to use.
+const (
+	AuthTrust = "trust"
+	AuthMD5   = "md5"
+	AuthSCRAM = "scram-sha-256"
+)
+
+// Config is the whole pgpoolx configuration file.
+type Config struct {
+	Listen        string   `yaml:"listen"`
+	PoolMode      PoolMode `yaml:"pool_mode"`
+	MaxClientConn int      `yaml:"max_client_conn"`
+	Log           Log      `yaml:"log"`
+	Auth          Auth     `yaml:"auth"`
+
+	ConnectTimeout     Duration `yaml:"connect_timeout"`
+	AcquireTimeout     Duration `yaml:"acquire_timeout"`
+	ServerIdleTimeout  Duration `yaml:"server_idle_timeout"`
+	ServerLifetime     Duration `yaml:"server_lifetime"`
+	ClientIdleTimeout  Duration `yaml:"client_idle_timeout"`
+	ClientLoginTimeout Duration `yaml:"client_login_timeout"`
+	ShutdownTimeout    Duration `yaml:"shutdown_timeout"`
+
+	Databases map[string]*Database `yaml:"databases"`
+}
+
+// Log configures the structured logger.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // json | console
+}
+
+// Auth configures how clients authenticate to pgpoolx.
+type Auth struct {
+	Type  string           `yaml:"type"`
+	Users map[string]*User `yaml:"users"`
+}
+
+// User is one client credential.
+type User struct {
+	// Password is the plaintext password, an md5 hash ("md5" + hex) or a
+	// SCRAM-SHA-256 verifier as PostgreSQL stores it in pg_authid.
+	Password string `yaml:"password"`
+}
+
+// Database is one entry clients can connect to, and where it really lives.
+type Database struct {
+	Host      string   `yaml:"host"`
+	Port      int      `yaml:"port"`
+	DBName    string   `yaml:"dbname"`
+	User      string   `yaml:"user"`
+	Password  string   `yaml:"password"`
+	PoolSize  int      `yaml:"pool_size"`
+	PoolMode  PoolMode `yaml:"pool_mode"`
+	InitQuery string   `yaml:"init_query"`
+}
+
+// Duration is a time.Duration written in YAML as a Go duration string
+// ("5s", "250ms", "1h30m"); "0" disables the timeout where that is allowed.
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }

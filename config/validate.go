@@ -1,0 +1,163 @@
+package config
+
+import (
+	"maps"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// AdminDatabase is the database name a client uses to reach the admin
+// console; no configured database may take it.
+const AdminDatabase = "pgpoolx"
+
+const maxPoolSize = 10000
+
+// Validate checks a configuration whose defaults have been applied (Parse
+// does both) and returns a *Problems naming every problem by its YAML key
+// path, or nil.
+func (c *Config) Validate() error {
+	var p Problems
+
+	// Any host name or address will do; an empty host means all interfaces.
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
+		p.addf("listen", `must be host:port, such as "127.0.0.1:6432" or ":6432"`)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		p.addf("listen", "port must be a number from 0 to 65535 (0 picks a free port)")
+	}
+	checkPoolMode(&p, "pool_mode", c.PoolMode)
+	if c.MaxClientConn < 1 {
+		p.addf("max_client_conn", "must be at least 1")
+	}
+	checkOneOf(&p, "log.level", c.Log.Level, "debug", "info", "warn", "error")
+	checkOneOf(&p, "log.format", c.Log.Format, "json", "console")
+	if checkOneOf(&p, "auth.type", c.Auth.Type, AuthTrust, AuthMD5, AuthSCRAM) && c.Auth.Type != AuthTrust {
+		c.validateUsers(&p)
+	}
+
+	for _, t := range []struct {
+		path string
+		d    Duration
+	}{
+		{"connect_timeout", c.ConnectTimeout},
+		{"acquire_timeout", c.AcquireTimeout},
+		{"client_login_timeout", c.ClientLoginTimeout},
+		{"shutdown_timeout", c.ShutdownTimeout},
+	} {
+		if t.d <= 0 {
+			p.addf(t.path, "must be greater than 0; this timeout cannot be disabled")
+		}
+	}
+	for _, t := range []struct {
+		path string
+		d    Duration
+	}{
+		{"server_idle_timeout", c.ServerIdleTimeout},
+		{"server_lifetime", c.ServerLifetime},
+		{"client_idle_timeout", c.ClientIdleTimeout},
+	} {
+		if t.d < 0 {
+			p.addf(t.path, "must not be negative (0 disables it)")
+		}
+	}
+
+	if len(c.Databases) == 0 {
+		p.addf("databases", "at least one database is required")
+	}
+	for _, name := range sortedKeys(c.Databases) {
+		c.validateDatabase(&p, name, c.Databases[name])
+	}
+	return p.err()
+}
+
+func (c *Config) validateUsers(p *Problems) {
+	if len(c.Auth.Users) == 0 {
+		p.addf("auth.users", "at least one user is required when auth.type is %s", c.Auth.Type)
+		return
+	}
+	for _, name := range sortedKeys(c.Auth.Users) {
+		path := joinPath("auth.users", name)
+		if name == "" {
+			p.addf(path, "a user name must not be empty")
+			continue
+		}
+		var pw string
+		if u := c.Auth.Users[name]; u != nil {
+			pw = u.Password
+		}
+		// Say what kind of password it is, never what it is.
+		switch {
+		case pw == "":
+			p.addf(path+".password", "required when auth.type is %s", c.Auth.Type)
+		case c.Auth.Type == AuthSCRAM && isMD5Hash(pw):
+			p.addf(path+".password", "an md5 hash cannot be used for scram-sha-256 authentication; give the plaintext password or a SCRAM-SHA-256 verifier")
+		case c.Auth.Type == AuthMD5 && isSCRAMVerifier(pw):
+			p.addf(path+".password", "a SCRAM-SHA-256 verifier cannot be used for md5 authentication; give the plaintext password or its md5 hash")
+		}
+	}
+}
+
+func (c *Config) validateDatabase(p *Problems, name string, db *Database) {
+	path := joinPath("databases", name)
+	switch name {
+	case "":
+		p.addf(path, "a database name must not be empty")
+	case AdminDatabase:
+		p.addf(path, "the name %s is reserved for the admin console", AdminDatabase)
+	}
+	if db == nil {
+		db = &Database{}
+	}
+	if db.Host == "" {
+		p.addf(path+".host", "required")
+	}
+	if db.Port < 1 || db.Port > 65535 {
+		p.addf(path+".port", "must be from 1 to 65535")
+	}
+	if db.PoolSize < 1 || db.PoolSize > maxPoolSize {
+		p.addf(path+".pool_size", "must be from 1 to %d", maxPoolSize)
+	}
+	if db.PoolMode != c.PoolMode { // an inherited bad value is reported once, at the top
+		checkPoolMode(p, path+".pool_mode", db.PoolMode)
+	}
+}
+
+// Database returns the configured database a client asked for by name.
+func (c *Config) Database(name string) (*Database, bool) {
+	db, ok := c.Databases[name]
+	return db, ok && db != nil
+}
+
+func checkPoolMode(p *Problems, path string, m PoolMode) {
+	checkOneOf(p, path, string(m), string(PoolModeTransaction), string(PoolModeSession))
+}
+
+// checkOneOf records a problem unless v is one of allowed. A value that is
+// not allowed is not repeated: it is a setting name, not a secret, but it
+// may have come from the environment.
+func checkOneOf(p *Problems, path, v string, allowed ...string) bool {
+	if slices.Contains(allowed, v) {
+		return true
+	}
+	p.addf(path, "must be one of %s", strings.Join(allowed, ", "))
+	return false
+}
+
+// isMD5Hash reports whether pw is stored the way PostgreSQL stores md5
+// passwords: "md5" and 32 hex digits.
+func isMD5Hash(pw string) bool {
+	if len(pw) != 35 || !strings.HasPrefix(pw, "md5") {
+		return false
+	}
+	for _, c := range []byte(pw[3:]) {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func isSCRAMVerifier(pw string) bool { return strings.HasPrefix(pw, "SCRAM-SHA-256$") }
+
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

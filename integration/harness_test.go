@@ -1,0 +1,154 @@
+// Package integration holds black-box tests of pgpoolx against a real
+// PostgreSQL with real clients (pgx, psql, pgbench).
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/pgpoolx/pgpoolx/config"
+	"github.com/pgpoolx/pgpoolx/internal/pgcluster"
+	"github.com/pgpoolx/pgpoolx/proxy"
+)
+
+var pg pgcluster.Shared
+
+func TestMain(m *testing.M) { os.Exit(pg.Run(m)) }
+
+// pooler is a pgpoolx server running in-process in front of a fresh
+// database of the shared cluster.
+type pooler struct {
+	cluster *pgcluster.Cluster
+	db      string // the database name, the same for clients and server
+	addr    string
+	logs    *observer.ObservedLogs
+}
+
+// startPooler starts pgpoolx for a fresh database. dbYAML adds keys to the
+// database's entry (indented under it), topYAML adds top-level keys.
+func startPooler(t *testing.T, topYAML, dbYAML string) *pooler {
+	t.Helper()
+	c := pg.Get(t)
+	db := c.NewDatabase(t)
+	return startPoolerFor(t, c, db, topYAML, dbYAML)
+}
+
+func startPoolerFor(t *testing.T, c *pgcluster.Cluster, db, topYAML, dbYAML string) *pooler {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen: 127.0.0.1:0\n%s\ndatabases:\n  %s:\n    host: %s\n    port: %d\n    user: postgres\n",
+		topYAML, db, c.Host(), c.Port())
+	for _, line := range strings.Split(strings.TrimSpace(dbYAML), "\n") {
+		if line != "" {
+			b.WriteString("    " + line + "\n")
+		}
+	}
+	cfg, err := config.Parse([]byte(b.String()), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("config:\n%s\n%v", b.String(), err)
+	}
+	core, logs := observer.New(zapcore.DebugLevel)
+	log := zap.New(zapcore.NewTee(core, zaptest.NewLogger(t, zaptest.Level(zapcore.InfoLevel)).Core()))
+
+	srv, err := proxy.NewServer(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return &pooler{cluster: c, db: db, addr: ln.Addr().String(), logs: logs}
+}
+
+// dsn is a URL for clients of the pooler; extra is appended to the query.
+// Unless extra picks another, pgx uses its exec mode: its default statement
+// cache prepares named statements, which pin a client until pgpoolx tracks
+// prepared statements across server connections.
+func (p *pooler) dsn(extra string) string {
+	u := fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", p.addr, p.db)
+	if !strings.Contains(extra, "default_query_exec_mode=") {
+		u += "&default_query_exec_mode=exec"
+	}
+	if extra != "" {
+		u += "&" + extra
+	}
+	return u
+}
+
+// connect opens a pgx connection through the pooler.
+func (p *pooler) connect(t testing.TB, extra string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, p.dsn(extra))
+	if err != nil {
+		t.Fatalf("connect through pgpoolx: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.WithoutCancel(t.Context())) })
+	return conn
+}
+
+// direct opens a pgx connection straight to PostgreSQL, bypassing pgpoolx.
+func (p *pooler) direct(t testing.TB) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), p.cluster.DSN(p.db))
+	if err != nil {
+		t.Fatalf("connect to PostgreSQL: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.WithoutCancel(t.Context())) })
+	return conn
+}
+
+// serverConns counts the pooler's server connections to its database as
+// PostgreSQL sees them (excluding the asking connection itself).
+func (p *pooler) serverConns(t testing.TB, direct *pgx.Conn) int {
+	t.Helper()
+	var n int
+	err := direct.QueryRow(t.Context(),
+		`SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend' AND pid <> pg_backend_pid()`,
+		p.db).Scan(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// waitFor polls cond until it holds or the deadline passes. For conditions
+// only PostgreSQL can tell (a lock released, a backend gone), polling the
+// catalog is the signal there is.
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// logCount counts observed log entries with the given message.
+func (p *pooler) logCount(msg string) int {
+	return p.logs.FilterMessage(msg).Len()
+}

@@ -1,0 +1,153 @@
+package pool
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/pgpoolx/pgpoolx/wire"
+)
+
+// Conn is one server connection. While a client holds it, the client's
+// goroutine writes W (under WriteMu) and the client's relay goroutine reads
+// R; while it sits in the pool, nobody touches either.
+type Conn struct {
+	netConn net.Conn
+	R       *wire.Reader  // read by the holder's server-to-client relay
+	W       *bufio.Writer // written by the holder's client loop, under WriteMu
+	// WriteMu is held for every write and flush of W, so that whoever
+	// releases the connection can wait for the last write to finish.
+	WriteMu sync.Mutex
+
+	PID       uint32 // the server's backend process id
+	SecretKey []byte // the server's cancel key
+
+	// Params are the values of reported parameters as the server last sent
+	// them in ParameterStatus messages.
+	Params map[string]string
+	// Applied are the settings pgpoolx applied on top of the baseline for
+	// the clients this connection served, by lowercase name, in the
+	// clients' own spelling.
+	Applied map[string]string
+	// Baseline are the settings the init query changed, by lowercase name;
+	// to go back to baseline, a setting in here is set to this value,
+	// any other is RESET.
+	Baseline map[string]string
+	// UnnamedToken names the client unnamed statement that the server's
+	// unnamed prepared statement holds now (0: none that pgpoolx knows).
+	UnnamedToken uint64
+
+	pool     *Pool
+	created  time.Time
+	lastUsed time.Time
+	scratch  []byte
+}
+
+// Pool returns the pool the connection belongs to.
+func (c *Conn) Pool() *Pool { return c.pool }
+
+// Addr returns the server's network address (for cancel requests).
+func (c *Conn) Addr() net.Addr { return c.netConn.RemoteAddr() }
+
+// Close closes the socket at once; any goroutine blocked on it returns.
+func (c *Conn) Close() error { return c.netConn.Close() }
+
+// SetDeadline sets the socket's read and write deadline.
+func (c *Conn) SetDeadline(t time.Time) error { return c.netConn.SetDeadline(t) }
+
+// ServerError is an ErrorResponse the server sent for a request pgpoolx made.
+type ServerError struct{ Fields pgproto3.ErrorResponse }
+
+func (e *ServerError) Error() string {
+	return fmt.Sprintf("server error %s: %s", e.Fields.Code, e.Fields.Message)
+}
+
+// Exec runs sql as a simple query on a connection that no relay is reading,
+// eating every reply. It records ParameterStatus messages in Params. The
+// first ErrorResponse is returned as a *ServerError after ReadyForQuery;
+// the connection is then still usable. Other errors leave it broken.
+func (c *Conn) Exec(ctx context.Context, sql string) error {
+	if deadline, ok := ctx.Deadline(); ok {
+		c.netConn.SetDeadline(deadline)
+		defer c.netConn.SetDeadline(time.Time{})
+	}
+	stop := context.AfterFunc(ctx, func() { c.netConn.SetDeadline(time.Now()) })
+	defer stop()
+
+	c.WriteMu.Lock()
+	c.scratch = wire.AppendHeader(c.scratch[:0], wire.Query, len(sql)+1)
+	c.scratch = append(append(c.scratch, sql...), 0)
+	_, err := c.W.Write(c.scratch)
+	if err == nil {
+		err = c.W.Flush()
+	}
+	c.WriteMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("send query: %w", err)
+	}
+
+	var serverErr *ServerError
+	for {
+		typ, _, err := c.R.Next()
+		if err != nil {
+			return fmt.Errorf("read reply: %w", err)
+		}
+		switch typ {
+		case wire.ReadyForQuery:
+			body, err := c.R.ReadBody(c.scratch)
+			if err != nil {
+				return fmt.Errorf("read reply: %w", err)
+			}
+			if len(body) != 1 || body[0] != wire.TxIdle {
+				return errors.New("server is not idle after the query")
+			}
+			if serverErr != nil {
+				return serverErr
+			}
+			return nil
+		case wire.ErrorResponse:
+			body, err := c.R.ReadBody(c.scratch)
+			if err != nil {
+				return fmt.Errorf("read reply: %w", err)
+			}
+			if serverErr == nil {
+				serverErr = &ServerError{}
+				if err := serverErr.Fields.Decode(body); err != nil {
+					return fmt.Errorf("decode error response: %w", err)
+				}
+			}
+		case wire.ParameterStatus:
+			if err := c.ReadParameterStatus(); err != nil {
+				return err
+			}
+		default:
+			if err := c.R.Skip(); err != nil {
+				return fmt.Errorf("read reply: %w", err)
+			}
+		}
+	}
+}
+
+// ReadParameterStatus reads the body of a ParameterStatus message that R
+// has just returned the header of, and records it in Params.
+func (c *Conn) ReadParameterStatus() error {
+	body, err := c.R.ReadBody(c.scratch)
+	if err != nil {
+		return fmt.Errorf("read parameter status: %w", err)
+	}
+	c.scratch = body[:0]
+	name, rest, ok := wire.CString(body)
+	value, _, ok2 := wire.CString(rest)
+	if !ok || !ok2 {
+		return errors.New("malformed ParameterStatus from server")
+	}
+	if c.Params[string(name)] != string(value) {
+		c.Params[string(name)] = string(value)
+	}
+	return nil
+}

@@ -1,0 +1,7 @@
+//go:build !unix
+
+package pool
+
+import "net"
+
+func socketQuiet(net.Conn) bool { return true }

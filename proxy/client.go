@@ -1,0 +1,447 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+	"go.uber.org/zap"
+
+	"github.com/pgpoolx/pgpoolx/auth"
+	"github.com/pgpoolx/pgpoolx/config"
+	"github.com/pgpoolx/pgpoolx/pool"
+	"github.com/pgpoolx/pgpoolx/session"
+	"github.com/pgpoolx/pgpoolx/wire"
+)
+
+// maxStartupLen bounds the startup packet, as PostgreSQL does.
+const maxStartupLen = 10000
+
+// attachment is one lending of a server connection to a client.
+type attachment struct {
+	srv  *pool.Conn
+	done chan struct{} // closed when its relayServerToClient returns
+}
+
+// client is one client connection and its session.
+type client struct {
+	srv     *Server
+	id      uint64
+	netConn net.Conn
+	br      *bufio.Reader
+	r       *wire.Reader  // read only by the client loop
+	w       *bufio.Writer // written under wmu, by whichever goroutine answers
+	wmu     sync.Mutex
+	log     *zap.Logger
+
+	db           string
+	user         string
+	mode         config.PoolMode
+	pool         *pool.Pool
+	want         map[string]string // settings from the startup packet
+	keyPID       uint32
+	keySec       uint32
+	scratch      []byte // the client loop's buffer for message bodies
+	relayBuf     []byte // the relay's buffer for message bodies
+	scratchRelay []byte // the relay's buffer for messages to the client
+
+	// The unnamed statement the client last prepared, to re-create it on
+	// another server connection (pgx's describe-then-execute needs it).
+	unnamedParse []byte
+	unnamedToken uint64
+
+	// failing is set after pgpoolx answered an extended-protocol message
+	// with an error: like the server, it then ignores messages up to Sync.
+	failing bool
+
+	mu         sync.Mutex // guards the fields below, shared with the relay
+	att        *attachment
+	track      session.Tracker
+	pin        string // why the client keeps its server connection, or ""
+	cancelling int    // cancel requests in flight for att
+	cancelDone *sync.Cond
+	stopping   bool // pgpoolx shuts down: close the client once it is idle
+	closed     bool
+}
+
+func newClient(s *Server, nc net.Conn, id uint64) *client {
+	br := bufio.NewReaderSize(nc, 8<<10)
+	c := &client{
+		srv:     s,
+		id:      id,
+		netConn: nc,
+		br:      br,
+		r:       wire.NewReader(br, 0),
+		w:       bufio.NewWriterSize(nc, 8<<10),
+		log:     s.log.Named("client").With(zap.Uint64("client_id", id)),
+		track:   session.NewTracker(),
+	}
+	c.cancelDone = sync.NewCond(&c.mu)
+	return c
+}
+
+// serve runs the client from its first byte to its last.
+func (c *client) serve(ctx context.Context) {
+	stop := context.AfterFunc(ctx, func() { c.netConn.Close() })
+	defer stop()
+	defer c.netConn.Close()
+
+	if t := c.srv.cfg.ClientLoginTimeout.D(); t > 0 {
+		c.netConn.SetDeadline(time.Now().Add(t))
+	}
+	ok, err := c.startup(ctx)
+	if err != nil {
+		c.sendFatal(err)
+		return
+	}
+	if !ok {
+		return // a cancel request, or a client that left early
+	}
+	c.netConn.SetDeadline(time.Time{})
+	defer c.srv.unregister(c)
+	start := time.Now()
+	err = c.loop(ctx)
+	c.finish(ctx)
+	if err != nil && !isDisconnect(err) {
+		c.sendFatal(err)
+		c.log.Info("client closed", zap.Error(err), zap.Duration("duration", time.Since(start)))
+	} else {
+		c.log.Debug("client closed", zap.Duration("duration", time.Since(start)))
+	}
+}
+
+// startup reads the first packets, authenticates the client and sends it
+// the parameters, key data and first ReadyForQuery. It returns false with
+// no error for a cancel request.
+func (c *client) startup(ctx context.Context) (bool, error) {
+	var params map[string]string
+	var minor uint32
+	for params == nil {
+		body, err := c.readStartupPacket()
+		if err != nil {
+			if isDisconnect(err) {
+				return false, nil
+			}
+			return false, err
+		}
+		code := binary.BigEndian.Uint32(body)
+		switch {
+		case code == wire.SSLRequestCode || code == wire.GSSENCRequestCode:
+			// No TLS or GSS encryption yet: the client may go on in clear.
+			if _, err := c.netConn.Write([]byte{'N'}); err != nil {
+				return false, nil
+			}
+		case code == wire.CancelRequestCode:
+			c.srv.cancel(ctx, body[4:])
+			return false, nil
+		case code>>16 == 3:
+			minor = code & 0xffff
+			if params, err = parseStartupParams(body[4:]); err != nil {
+				return false, err
+			}
+		default:
+			return false, fatalf(codeProtocolViolation, "unsupported frontend protocol %d.%d: pgpoolx speaks 3.0", code>>16, code&0xffff)
+		}
+	}
+	if minor > 0 || hasProtocolOptions(params) {
+		// pgpoolx speaks 3.0; tell the client, which carries on with it.
+		var opts []string
+		for k := range params {
+			if strings.HasPrefix(k, "_pq_.") {
+				opts = append(opts, k)
+			}
+		}
+		c.queue(&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: opts})
+	}
+
+	c.user = params["user"]
+	if c.user == "" {
+		return false, fatalf(codeInvalidAuthSpec, "no PostgreSQL user name specified in startup packet")
+	}
+	c.db = params["database"]
+	if c.db == "" {
+		c.db = c.user
+	}
+	if _, ok := params["replication"]; ok {
+		return false, fatalf(codeFeatureNotSupported, "pgpoolx does not support replication connections")
+	}
+	c.log = c.log.With(zap.String("db", c.db), zap.String("user", c.user))
+
+	if err := c.authenticate(); err != nil {
+		return false, err
+	}
+	dbc, ok := c.srv.cfg.Databases[c.db]
+	if !ok {
+		return false, fatalf(codeInvalidCatalogName, "database %q does not exist", c.db)
+	}
+	want, err := session.StartupSettings(params)
+	if err != nil {
+		return false, fatalf(codeInvalidParameter, "%v", err)
+	}
+	c.want = want
+	c.mode = dbc.PoolMode
+	c.pool = c.srv.poolFor(c.db, dbc, c.user)
+	if err := c.srv.register(c); err != nil {
+		return false, err
+	}
+
+	// A server connection tells the parameters to report, in the server's
+	// own spelling, with this client's settings applied.
+	a, err := c.attach(ctx, false)
+	if err != nil {
+		c.srv.unregister(c)
+		return false, serverErrorFor(err, sevFatal, c.db)
+	}
+	c.queue(&pgproto3.AuthenticationOk{})
+	for name, value := range a.srv.Params {
+		c.scratch = wire.AppendParameterStatus(c.scratch[:0], name, value)
+		c.w.Write(c.scratch)
+	}
+	c.queue(&pgproto3.BackendKeyData{ProcessID: c.keyPID, SecretKey: binary.BigEndian.AppendUint32(nil, c.keySec)})
+	c.queue(&pgproto3.ReadyForQuery{TxStatus: wire.TxIdle})
+	err = c.w.Flush()
+	if c.mode == config.PoolModeSession {
+		c.startRelay(a)
+	} else {
+		c.pool.Release(a.srv)
+	}
+	if err != nil {
+		c.srv.unregister(c)
+		return false, nil
+	}
+	c.log.Debug("client connected", zap.String("pool_mode", string(c.mode)))
+	return true, nil
+}
+
+// readStartupPacket reads one length-prefixed packet without a type byte.
+func (c *client) readStartupPacket() ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(c.br, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := int(binary.BigEndian.Uint32(hdr[:])) - 4
+	if n < 4 || n > maxStartupLen {
+		return nil, fatalf(codeProtocolViolation, "invalid length of startup packet")
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(c.br, body); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
+func parseStartupParams(b []byte) (map[string]string, error) {
+	params := map[string]string{}
+	for len(b) > 0 && b[0] != 0 {
+		k, rest, ok := wire.CString(b)
+		if !ok {
+			return nil, fatalf(codeProtocolViolation, "invalid startup packet layout: expected terminator as last byte")
+		}
+		v, rest, ok := wire.CString(rest)
+		if !ok {
+			return nil, fatalf(codeProtocolViolation, "invalid startup packet layout: missing value for parameter %q", k)
+		}
+		params[string(k)] = string(v)
+		b = rest
+	}
+	if len(b) != 1 {
+		return nil, fatalf(codeProtocolViolation, "invalid startup packet layout: expected terminator as last byte")
+	}
+	return params, nil
+}
+
+func hasProtocolOptions(params map[string]string) bool {
+	for k := range params {
+		if strings.HasPrefix(k, "_pq_.") {
+			return true
+		}
+	}
+	return false
+}
+
+// authenticate runs the exchange auth.type asks for.
+func (c *client) authenticate() error {
+	typ := c.srv.cfg.Auth.Type
+	if typ == config.AuthTrust || typ == "" {
+		return nil
+	}
+	secret, known := c.srv.secrets[c.user]
+	fail := func() error {
+		c.log.Warn("client authentication failed", zap.String("auth", typ), zap.String("client_addr", c.netConn.RemoteAddr().String()))
+		return fatalf(codeInvalidPassword, "password authentication failed for user %q", c.user)
+	}
+	switch typ {
+	case config.AuthMD5:
+		var salt [4]byte
+		rand.Read(salt[:])
+		c.queue(&pgproto3.AuthenticationMD5Password{Salt: salt})
+		body, err := c.readAuthResponse()
+		if err != nil {
+			return err
+		}
+		var pm pgproto3.PasswordMessage
+		if err := pm.Decode(body); err != nil {
+			return fatalf(codeProtocolViolation, "invalid password packet")
+		}
+		if !known || !secret.CanMD5() || !secret.CheckMD5(c.user, salt, pm.Password) {
+			return fail()
+		}
+		return nil
+	case config.AuthSCRAM:
+		var sc *auth.SCRAM
+		if known && secret.CanSCRAM() {
+			var err error
+			if sc, err = auth.NewSCRAM(secret, rand.Reader); err != nil {
+				return fail()
+			}
+		} else {
+			sc = auth.NewSCRAMDecoy(c.user, rand.Reader)
+		}
+		c.queue(&pgproto3.AuthenticationSASL{AuthMechanisms: sc.Mechanisms()})
+		body, err := c.readAuthResponse()
+		if err != nil {
+			return err
+		}
+		var first pgproto3.SASLInitialResponse
+		if err := first.Decode(body); err != nil {
+			return fatalf(codeProtocolViolation, "malformed SASL message")
+		}
+		serverFirst, err := sc.ClientFirst(first.AuthMechanism, first.Data)
+		if err != nil {
+			return fatalf(codeProtocolViolation, "%v", err)
+		}
+		c.queue(&pgproto3.AuthenticationSASLContinue{Data: serverFirst})
+		if body, err = c.readAuthResponse(); err != nil {
+			return err
+		}
+		var final pgproto3.SASLResponse
+		if err := final.Decode(body); err != nil {
+			return fatalf(codeProtocolViolation, "malformed SASL message")
+		}
+		serverFinal, err := sc.ClientFinal(final.Data)
+		if errors.Is(err, auth.ErrBadPassword) {
+			return fail()
+		} else if err != nil {
+			return fatalf(codeProtocolViolation, "%v", err)
+		}
+		c.queue(&pgproto3.AuthenticationSASLFinal{Data: serverFinal})
+		return nil
+	}
+	return fatalf(codeInvalidAuthSpec, "unsupported auth type %q", typ)
+}
+
+// readAuthResponse flushes what is queued and reads the client's next
+// password-type message.
+func (c *client) readAuthResponse() ([]byte, error) {
+	if err := c.w.Flush(); err != nil {
+		return nil, err
+	}
+	typ, n, err := c.r.Next()
+	if err != nil {
+		return nil, err
+	}
+	if typ != wire.PasswordMessage {
+		return nil, fatalf(codeProtocolViolation, "expected password response, got message type %q", typ)
+	}
+	if n > maxStartupLen {
+		return nil, fatalf(codeProtocolViolation, "authentication message too long")
+	}
+	return c.r.ReadBody(nil)
+}
+
+// queue buffers a message for the client; only for use while no relay
+// runs (startup) or under wmu.
+func (c *client) queue(msg pgproto3.BackendMessage) {
+	c.scratch, _ = msg.Encode(c.scratch[:0])
+	c.w.Write(c.scratch)
+}
+
+// sendFatal tells the client why it is being disconnected, if it can.
+func (c *client) sendFatal(err error) {
+	var ce *clientError
+	if !errors.As(err, &ce) {
+		if isDisconnect(err) {
+			return
+		}
+		ce = fatalf(codeProtocolViolation, "%v", err)
+	}
+	ce.severity = sevFatal
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.netConn.SetWriteDeadline(time.Now().Add(time.Second))
+	c.w.Write(ce.appendTo(nil))
+	c.w.Flush()
+}
+
+// sendError answers a client message with an ERROR (not fatal); the
+// session goes on. With ready, a ReadyForQuery follows.
+func (c *client) sendError(ce *clientError, ready bool) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.w.Write(ce.appendTo(nil))
+	if ready {
+		c.scratch = append(c.scratch[:0], wire.ReadyForQuery, 0, 0, 0, 5, wire.TxIdle)
+		c.w.Write(c.scratch)
+	}
+	return c.w.Flush()
+}
+
+func isDisconnect(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, errClientGone)
+}
+
+var errClientGone = errors.New("client connection closed")
+
+// cancel routes a CancelRequest to the server connection the client named
+// by the key holds right now, if any.
+func (s *Server) cancel(ctx context.Context, body []byte) {
+	if len(body) != 8 {
+		return
+	}
+	pid := binary.BigEndian.Uint32(body[:4])
+	key := body[4:8]
+	c := s.lookup(pid)
+	if c == nil {
+		return
+	}
+	var want [4]byte
+	binary.BigEndian.PutUint32(want[:], c.keySec)
+	if subtle.ConstantTimeCompare(want[:], key) != 1 {
+		s.log.Warn("cancel request with a wrong key", zap.Uint64("client_id", c.id))
+		return
+	}
+	c.mu.Lock()
+	a := c.att
+	if a == nil {
+		c.mu.Unlock()
+		return // between transactions: nothing to cancel
+	}
+	c.cancelling++
+	srvPID, srvKey, addr := a.srv.PID, a.srv.SecretKey, a.srv.Addr()
+	c.mu.Unlock()
+
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.ConnectTimeout.D())
+	err := pool.DialCancel(cctx, addr, srvPID, srvKey)
+	cancel()
+	if err != nil {
+		c.log.Warn("cancel request failed", zap.Uint32("server_pid", srvPID), zap.Error(err))
+	} else {
+		c.log.Debug("cancel request forwarded", zap.Uint32("server_pid", srvPID))
+	}
+	c.mu.Lock()
+	c.cancelling--
+	if c.cancelling == 0 {
+		c.cancelDone.Broadcast()
+	}
+	c.mu.Unlock()
+}

@@ -1,0 +1,286 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/pgpoolx/pgpoolx/config"
+	"github.com/pgpoolx/pgpoolx/pool"
+	"github.com/pgpoolx/pgpoolx/session"
+	"github.com/pgpoolx/pgpoolx/wire"
+)
+
+// attach takes a server connection from the pool and brings its settings
+// in line with the client's. With relay, the connection becomes the
+// client's current one and its replies start flowing to the client.
+func (c *client) attach(ctx context.Context, relay bool) (*attachment, error) {
+	srv, err := c.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if sql := session.SyncSQL(c.want, srv.Applied, srv.Baseline); sql != "" {
+		sctx, cancel := context.WithTimeout(ctx, c.srv.cfg.ConnectTimeout.D())
+		err := srv.Exec(sctx, sql)
+		cancel()
+		if err != nil {
+			var se *pool.ServerError
+			if errors.As(err, &se) {
+				c.pool.Release(srv) // the failed statement changed nothing
+			} else {
+				c.pool.Destroy(srv, "applying client settings failed")
+			}
+			return nil, err
+		}
+		srv.Applied = maps.Clone(c.want)
+	}
+	a := &attachment{srv: srv, done: make(chan struct{})}
+	if relay {
+		c.startRelay(a)
+	}
+	return a, nil
+}
+
+func (c *client) startRelay(a *attachment) {
+	c.mu.Lock()
+	c.att = a
+	c.mu.Unlock()
+	go c.relayServerToClient(a)
+}
+
+// relayServerToClient moves the server's replies to the client until the
+// client may give the server connection back (transaction mode: the
+// ReadyForQuery that leaves it idle with nothing in flight), or until one
+// side fails.
+func (c *client) relayServerToClient(a *attachment) {
+	defer close(a.done)
+	srv := a.srv
+	fatal := false // the server sent a FATAL error: it is about to close
+	for {
+		typ, _, err := srv.R.Next()
+		if err != nil {
+			c.serverLost(a, err, fatal)
+			return
+		}
+		var body []byte
+		var status byte
+		switch typ {
+		case wire.ReadyForQuery:
+			body, err = srv.R.ReadBody(c.relayBuf[:0])
+			if err == nil && len(body) != 1 {
+				err = errors.New("malformed ReadyForQuery from server")
+			}
+			if err == nil {
+				status = body[0]
+			}
+		case wire.ParameterStatus:
+			body, err = srv.R.ReadBody(c.relayBuf[:0])
+			if err == nil {
+				err = recordParameterStatus(srv, body)
+			}
+		case wire.ErrorResponse:
+			body, err = srv.R.ReadBody(c.relayBuf[:0])
+			fatal = fatal || isFatal(body)
+		}
+		if err != nil {
+			c.serverLost(a, err, fatal)
+			return
+		}
+		if body != nil {
+			c.relayBuf = body[:0]
+		}
+
+		c.mu.Lock()
+		forward := c.track.ServerSent(typ, status)
+		release := typ == wire.ReadyForQuery && c.track.Idle() && c.pin == "" &&
+			c.mode == config.PoolModeTransaction && c.att == a
+		if release {
+			c.att = nil
+			for c.cancelling > 0 {
+				// Hold the connection until the cancel has reached the
+				// server, so it cannot hit another client's query.
+				c.cancelDone.Wait()
+			}
+		}
+		stopNow := c.stopping && typ == wire.ReadyForQuery && c.track.Idle()
+		c.mu.Unlock()
+
+		var werr, rerr error // failures of the client and of the server
+		c.wmu.Lock()
+		if forward {
+			if body != nil {
+				c.scratchRelay = wire.AppendHeader(c.scratchRelay[:0], typ, len(body))
+				c.scratchRelay = append(c.scratchRelay, body...)
+				_, werr = c.w.Write(c.scratchRelay)
+			} else if err := srv.R.Forward(c.w); err != nil {
+				var we *wire.WriteError
+				if errors.As(err, &we) {
+					werr = err
+				} else {
+					rerr = err
+				}
+			}
+		} else if body == nil {
+			rerr = srv.R.Skip()
+		}
+		if werr == nil && rerr == nil && (release || srv.R.Buffered() == 0) {
+			werr = c.w.Flush()
+		}
+		c.wmu.Unlock()
+
+		switch {
+		case rerr != nil:
+			c.serverLost(a, rerr, fatal)
+			return
+		case werr != nil:
+			// The client is gone. Closing its socket ends the client loop,
+			// which decides what becomes of a connection still held.
+			c.netConn.Close()
+			if !release {
+				return
+			}
+		}
+		if release {
+			// Wait for the client loop's last write to srv to finish.
+			srv.WriteMu.Lock()
+			srv.WriteMu.Unlock()
+			c.pool.Release(srv)
+		}
+		if stopNow && werr == nil {
+			c.sendFatal(fatalf(codeAdminShutdown, "terminating connection because pgpoolx is shutting down"))
+			c.netConn.Close()
+		}
+		if release {
+			return
+		}
+	}
+}
+
+// recordParameterStatus notes a reported parameter's new value on srv.
+func recordParameterStatus(srv *pool.Conn, body []byte) error {
+	name, rest, ok := wire.CString(body)
+	value, _, ok2 := wire.CString(rest)
+	if !ok || !ok2 {
+		return errors.New("malformed ParameterStatus from server")
+	}
+	if srv.Params[string(name)] != string(value) {
+		srv.Params[string(name)] = string(value)
+	}
+	return nil
+}
+
+// isFatal reports whether an ErrorResponse body has severity FATAL or PANIC.
+func isFatal(body []byte) bool {
+	for len(body) > 0 && body[0] != 0 {
+		field := body[0]
+		value, rest, ok := wire.CString(body[1:])
+		if !ok {
+			return false
+		}
+		if field == 'V' || field == 'S' {
+			s := string(value)
+			return s == "FATAL" || s == "PANIC"
+		}
+		body = rest
+	}
+	return false
+}
+
+// serverLost handles a server connection that failed under the client:
+// the client learns why (the server's own FATAL error if it sent one, else
+// a pgpoolx error) and is disconnected, as it would be from PostgreSQL.
+func (c *client) serverLost(a *attachment, err error, fatalSent bool) {
+	c.mu.Lock()
+	if c.att != a {
+		// finish or shutdown took the connection away on purpose.
+		c.mu.Unlock()
+		return
+	}
+	c.att = nil
+	c.mu.Unlock()
+	c.pool.Destroy(a.srv, "server connection lost")
+	c.log.Warn("server connection lost", zap.Uint32("server_pid", a.srv.PID), zap.Error(err))
+	if fatalSent {
+		c.wmu.Lock()
+		c.w.Flush()
+		c.wmu.Unlock()
+	} else {
+		c.sendFatal(fatalf(codeConnectionFailure, "server connection lost: %v", err))
+	}
+	c.netConn.Close()
+}
+
+// finish runs when the client loop ends: a server connection still held
+// goes back clean, or is destroyed.
+func (c *client) finish(ctx context.Context) {
+	c.mu.Lock()
+	a := c.att
+	c.att = nil
+	idle := c.track.Idle()
+	c.closed = true
+	c.mu.Unlock()
+	if a == nil {
+		return
+	}
+	srv := a.srv
+	if !idle {
+		// Mid-transaction or mid-reply: closing the connection makes the
+		// server roll back and release the client's locks.
+		c.pool.Destroy(srv, "client left mid-transaction")
+		<-a.done
+		return
+	}
+	// Idle but held (session mode or a pin): stop the relay without
+	// closing the socket, then wipe the session before reuse.
+	srv.SetDeadline(time.Now())
+	<-a.done
+	srv.SetDeadline(time.Time{})
+	if err := c.resetServer(ctx, srv); err != nil {
+		c.pool.Destroy(srv, "reset failed")
+		c.log.Warn("server reset failed", zap.Uint32("server_pid", srv.PID), zap.Error(err))
+		return
+	}
+	c.pool.Release(srv)
+}
+
+// resetServer clears everything a client left in a server's session and
+// applies the init query again, so the next client finds the baseline.
+func (c *client) resetServer(ctx context.Context, srv *pool.Conn) error {
+	rctx, cancel := context.WithTimeout(ctx, c.srv.cfg.ConnectTimeout.D())
+	defer cancel()
+	if err := srv.Exec(rctx, "DISCARD ALL"); err != nil {
+		return err
+	}
+	if q := c.pool.Options().InitQuery; q != "" {
+		if err := srv.Exec(rctx, q); err != nil {
+			return err
+		}
+	}
+	clear(srv.Applied)
+	srv.UnnamedToken = 0
+	return nil
+}
+
+// stopWhenIdle is called at shutdown: a client between transactions is
+// told and closed now; one in a transaction is closed when it ends.
+func (c *client) stopWhenIdle() {
+	c.mu.Lock()
+	c.stopping = true
+	now := c.att == nil || c.track.Idle()
+	c.mu.Unlock()
+	if now {
+		c.sendFatal(fatalf(codeAdminShutdown, "terminating connection because pgpoolx is shutting down"))
+		c.netConn.Close()
+	}
+}
+
+// sendReady answers a Sync that pgpoolx skipped after its own error.
+func (c *client) sendReady() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.w.Write([]byte{wire.ReadyForQuery, 0, 0, 0, 5, wire.TxIdle})
+	return c.w.Flush()
+}

@@ -1,0 +1,158 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// nonSettings are startup parameters that are not run-time settings.
+var nonSettings = map[string]bool{"user": true, "database": true, "options": true, "replication": true}
+
+// StartupSettings turns a client's startup parameters into the settings it
+// asked for, by lowercase name: every parameter that is not user,
+// database, replication or a protocol option (_pq_.*), plus the -c
+// name=value switches in options.
+func StartupSettings(params map[string]string) (map[string]string, error) {
+	want := map[string]string{}
+	for k, v := range params {
+		k = strings.ToLower(k)
+		if nonSettings[k] || strings.HasPrefix(k, "_pq_.") {
+			continue
+		}
+		want[k] = v
+	}
+	if opts, ok := params["options"]; ok {
+		set, err := ParseOptions(opts)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range set {
+			want[k] = v
+		}
+	}
+	return want, nil
+}
+
+// ParseOptions parses the options startup parameter the way PostgreSQL
+// does: words split on white space, a backslash escapes the next
+// character, and each setting is "-c name=value", "-cname=value" or
+// "--name=value". Other command-line switches are refused.
+func ParseOptions(s string) (map[string]string, error) {
+	var words []string
+	var cur strings.Builder
+	inWord := false
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		switch {
+		case ch == '\\' && i+1 < len(s):
+			i++
+			cur.WriteByte(s[i])
+			inWord = true
+		case ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteByte(ch)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	set := map[string]string{}
+	for i := 0; i < len(words); i++ {
+		w := words[i]
+		var kv string
+		switch {
+		case w == "-c":
+			if i+1 == len(words) {
+				return nil, errors.New(`invalid options: "-c" needs name=value after it`)
+			}
+			i++
+			kv = words[i]
+		case strings.HasPrefix(w, "-c"):
+			kv = w[2:]
+		case strings.HasPrefix(w, "--"):
+			kv = w[2:]
+		default:
+			return nil, fmt.Errorf("invalid options: only -c name=value settings are supported, not %q", w)
+		}
+		name, value, ok := strings.Cut(kv, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("invalid options: %q is not name=value", kv)
+		}
+		// PostgreSQL accepts dashes for underscores in option names.
+		set[strings.ToLower(strings.ReplaceAll(name, "-", "_"))] = value
+	}
+	return set, nil
+}
+
+// SyncSQL returns the SQL that moves a server connection from the
+// settings applied on it to the ones a client wants, or "" when they
+// already agree (the common case costs nothing). applied and want map
+// lowercase names to values; a setting in applied but not in want goes
+// back to the baseline: its init-query value, or RESET.
+func SyncSQL(want, applied, baseline map[string]string) string {
+	var sets, resets []string
+	for k, v := range want {
+		if a, ok := applied[k]; !ok || a != v {
+			sets = append(sets, k)
+		}
+	}
+	for k := range applied {
+		if _, ok := want[k]; !ok {
+			if _, inBase := baseline[k]; inBase {
+				sets = append(sets, k)
+			} else {
+				resets = append(resets, k)
+			}
+		}
+	}
+	if len(sets) == 0 && len(resets) == 0 {
+		return ""
+	}
+	slices.Sort(sets)
+	slices.Sort(resets)
+	var b strings.Builder
+	if len(sets) > 0 {
+		b.WriteString("SELECT ")
+		for i, k := range sets {
+			v, ok := want[k]
+			if !ok {
+				v = baseline[k]
+			}
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "pg_catalog.set_config(%s, %s, false)", Literal(k), Literal(v))
+		}
+		b.WriteString(";")
+	}
+	for _, k := range resets {
+		fmt.Fprintf(&b, "RESET %s;", Ident(k))
+	}
+	return b.String()
+}
+
+// Literal quotes s as an escape string constant, which reads the same
+// whatever standard_conforming_strings is.
+func Literal(s string) string {
+	s = strings.ReplaceAll(s, `\`, `\\`)
+	s = strings.ReplaceAll(s, `'`, `''`)
+	return "E'" + s + "'"
+}
+
+// Ident quotes s as an identifier. Dotted names (custom settings such as
+// "myapp.tenant") are quoted part by part.
+func Ident(s string) string {
+	parts := strings.Split(s, ".")
+	for i, p := range parts {
+		parts[i] = `"` + strings.ReplaceAll(p, `"`, `""`) + `"`
+	}
+	return strings.Join(parts, ".")
+}

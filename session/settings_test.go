@@ -1,0 +1,86 @@
+package session
+
+import (
+	"maps"
+	"testing"
+)
+
+func TestParseOptions(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    map[string]string
+		wantErr bool
+	}{
+		{"", map[string]string{}, false},
+		{"-c search_path=app", map[string]string{"search_path": "app"}, false},
+		{"-csearch_path=app", map[string]string{"search_path": "app"}, false},
+		{"--statement-timeout=5s", map[string]string{"statement_timeout": "5s"}, false},
+		{"-c a=1  -c b=2\t--c=3", map[string]string{"a": "1", "b": "2", "c": "3"}, false},
+		{`-c search_path=my\ schema,public`, map[string]string{"search_path": "my schema,public"}, false},
+		{"-c DateStyle=ISO", map[string]string{"datestyle": "ISO"}, false},
+		{"-c", nil, true},
+		{"-c novalue", nil, true},
+		{"-c =x", nil, true},
+		{"-B 100", nil, true},
+		{"stray", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseOptions(tt.in)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if !tt.wantErr && !maps.Equal(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestStartupSettings(t *testing.T) {
+	got, err := StartupSettings(map[string]string{
+		"user": "app", "database": "db", "replication": "false", "_pq_.x": "1",
+		"application_name": "rails", "DateStyle": "ISO, MDY",
+		"options": "-c statement_timeout=1000 -c application_name=fromoptions",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"application_name": "fromoptions", "datestyle": "ISO, MDY", "statement_timeout": "1000"}
+	if !maps.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if _, err := StartupSettings(map[string]string{"options": "-X"}); err == nil {
+		t.Error("bad options accepted")
+	}
+}
+
+func TestSyncSQL(t *testing.T) {
+	tests := []struct {
+		name                    string
+		want, applied, baseline map[string]string
+		sql                     string
+	}{
+		{"nothing to do", nil, nil, nil, ""},
+		{"already equal costs nothing", map[string]string{"a": "1"}, map[string]string{"a": "1"}, nil, ""},
+		{"set new", map[string]string{"application_name": "x"}, nil, nil,
+			"SELECT pg_catalog.set_config(E'application_name', E'x', false);"},
+		{"changed value", map[string]string{"a": "2"}, map[string]string{"a": "1"}, nil,
+			"SELECT pg_catalog.set_config(E'a', E'2', false);"},
+		{"reset to server default", nil, map[string]string{"search_path": "x"}, nil,
+			`RESET "search_path";`},
+		{"back to init query value", nil, map[string]string{"statement_timeout": "1"}, map[string]string{"statement_timeout": "300000"},
+			"SELECT pg_catalog.set_config(E'statement_timeout', E'300000', false);"},
+		{"quotes and backslashes", map[string]string{"application_name": `it's \ me`}, nil, nil,
+			`SELECT pg_catalog.set_config(E'application_name', E'it''s \\ me', false);`},
+		{"several, sorted", map[string]string{"b": "2", "a": "1"}, map[string]string{"c": "3", "my.x": "4"}, nil,
+			`SELECT pg_catalog.set_config(E'a', E'1', false), pg_catalog.set_config(E'b', E'2', false);RESET "c";RESET "my"."x";`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := SyncSQL(tt.want, tt.applied, tt.baseline); got != tt.sql {
+				t.Errorf("got  %s\nwant %s", got, tt.sql)
+			}
+		})
+	}
+}
