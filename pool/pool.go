@@ -346,7 +346,7 @@ func (p *Pool) connect(ctx context.Context) (*Conn, error) {
 	now := time.Now()
 	br := bufio.NewReaderSize(hc.Conn, 16<<10)
 	return &Conn{
-		netConn:   hc.Conn,
+		netConn: hc.Conn,
 
 		R:         wire.NewReader(br, 0),
 		W:         bufio.NewWriterSize(hc.Conn, 16<<10),
