@@ -38,6 +38,9 @@ type Conn struct {
 	// to go back to baseline, a setting in here is set to this value,
 	// any other is RESET.
 	Baseline map[string]string
+	// Prepared holds the server-side names of the statements pgpoolx has
+	// prepared here (or sent a Parse for, in a group not yet answered).
+	Prepared map[string]struct{}
 	// UnnamedToken names the client unnamed statement that the server's
 	// unnamed prepared statement holds now (0: none that pgpoolx knows).
 	UnnamedToken uint64

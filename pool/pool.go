@@ -354,6 +354,7 @@ func (p *Pool) connect(ctx context.Context) (*Conn, error) {
 		SecretKey: hc.SecretKey,
 		Params:    hc.ParameterStatuses,
 		Applied:   map[string]string{},
+		Prepared:  map[string]struct{}{},
 		Baseline:  baseline,
 		pool:      p,
 		created:   now,

@@ -58,6 +58,10 @@ type client struct {
 	// another server connection (pgx's describe-then-execute needs it).
 	unnamedParse []byte
 	unnamedToken uint64
+	// The client's named prepared statements, by the client's names.
+	stmts  map[string]*session.Statement
+	msgBuf []byte // bodies the client loop reads whole
+	refBuf []byte // rewritten Describe/Close bodies
 
 	// failing is set after pgpoolx answered an extended-protocol message
 	// with an error: like the server, it then ignores messages up to Sync.
@@ -84,6 +88,7 @@ func newClient(s *Server, nc net.Conn, id uint64) *client {
 		w:       bufio.NewWriterSize(nc, 8<<10),
 		log:     s.log.Named("client").With(zap.Uint64("client_id", id)),
 		track:   session.NewTracker(),
+		stmts:   map[string]*session.Statement{},
 	}
 	c.cancelDone = sync.NewCond(&c.mu)
 	return c

@@ -10,12 +10,8 @@ import (
 
 	"github.com/pgpoolx/pgpoolx/config"
 	"github.com/pgpoolx/pgpoolx/pool"
+	"github.com/pgpoolx/pgpoolx/session"
 	"github.com/pgpoolx/pgpoolx/wire"
-)
-
-// Pin reasons pgpoolx logs (the reason code of a pin).
-const (
-	pinPreparedStatement = "prepared_statement"
 )
 
 // loop reads the client's messages and sends each to the server
@@ -72,41 +68,37 @@ func (c *client) loop(ctx context.Context) error {
 	}
 }
 
+// outMsg is what forward sends to the server for one client message:
+// a body read whole (and maybe rewritten), or a Bind whose statement name
+// is replaced while the rest streams, or (neither set) the message as it
+// came.
+type outMsg struct {
+	typ      byte
+	body     []byte // the whole body to send instead of streaming
+	prefix   []byte // Bind: the client's portal and statement names
+	portal   []byte // Bind: the portal name, kept
+	stmtName string // Bind: the server-side statement name to send
+}
+
 // forward sends one client message, whose header was just read, to the
-// client's server connection.
+// client's server connection. In transaction mode it keeps the client's
+// prepared statements valid on whatever server connection it holds:
+// named statements are renamed to shared server-side names and prepared
+// there first when missing; the unnamed statement is prepared again when
+// the server connection lost it.
 func (c *client) forward(ctx context.Context, typ byte, n int) error {
-	var body []byte // set when the body was read whole
-	refersUnnamed := false
-	pin := ""
-	switch typ {
-	case wire.Parse:
-		head, err := c.r.Peek(256)
-		if err != nil {
+	out := outMsg{typ: typ}
+	var (
+		stmt       *session.Statement // the client's named statement involved
+		newStmt    bool               // Parse of a named statement
+		unnamedRef bool               // message uses the unnamed statement
+		unnamedNew bool               // Parse of the unnamed statement
+	)
+	if c.mode == config.PoolModeTransaction {
+		var err error
+		if stmt, newStmt, unnamedRef, unnamedNew, err = c.readStatementRef(typ, n, &out); err != nil {
 			return err
 		}
-		if name, _, ok := wire.CString(head); ok && len(name) == 0 {
-			if body, err = c.r.ReadBody(c.unnamedParse[:0]); err != nil {
-				return err
-			}
-			c.unnamedParse = body
-		} else if c.mode == config.PoolModeTransaction {
-			pin = pinPreparedStatement
-		}
-	case wire.Bind:
-		head, err := c.r.Peek(512)
-		if err != nil {
-			return err
-		}
-		if _, rest, ok := wire.CString(head); ok {
-			stmt, _, ok := wire.CString(rest)
-			refersUnnamed = ok && len(stmt) == 0
-		}
-	case wire.Describe:
-		head, err := c.r.Peek(2)
-		if err != nil {
-			return err
-		}
-		refersUnnamed = n == 2 && head[0] == 'S' && head[1] == 0
 	}
 
 	c.mu.Lock()
@@ -121,10 +113,8 @@ func (c *client) forward(ctx context.Context, typ byte, n int) error {
 		}
 		var err error
 		if a, err = c.attach(ctx, true); err != nil {
-			if body == nil {
-				if err := c.r.Skip(); err != nil {
-					return err
-				}
+			if err := c.r.Skip(); err != nil {
+				return err
 			}
 			ce := serverErrorFor(err, sevError, c.db)
 			c.log.Warn("no server connection for client", zap.String("sqlstate", ce.code), zap.Error(err))
@@ -138,33 +128,41 @@ func (c *client) forward(ctx context.Context, typ byte, n int) error {
 	}
 	srv := a.srv
 
+	// Decide what goes first, and record it all before writing, so the
+	// relay never sees a reply it cannot place.
+	var injectParse []byte
+	injectClose := ""
+	parsed := ""
 	c.mu.Lock()
-	inject := refersUnnamed && c.unnamedToken != 0 && srv.UnnamedToken != c.unnamedToken && c.track.StartsGroup()
-	if inject {
-		c.track.InjectedParse()
-	}
-	c.track.ClientSent(typ)
-	newPin := pin != "" && c.pin == ""
-	if newPin {
-		c.pin = pin
-	}
-	c.mu.Unlock()
-	if newPin {
-		c.log.Info("client pinned", zap.String("reason", pin), zap.Uint32("server_pid", srv.PID))
-	}
-
 	switch {
-	case typ == wire.Parse && body != nil:
+	case unnamedNew:
 		c.unnamedToken = c.srv.unnamedTokens.Add(1)
 		srv.UnnamedToken = c.unnamedToken
-	case inject:
+	case unnamedRef && c.unnamedToken != 0 && srv.UnnamedToken != c.unnamedToken:
+		injectParse = c.unnamedParse
+		c.track.InjectedParse("")
 		srv.UnnamedToken = c.unnamedToken
+	case newStmt:
+		if _, ok := srv.Prepared[stmt.ServerName]; ok {
+			injectClose = stmt.ServerName // prepare it afresh under its name
+			c.track.InjectedClose()
+		}
+		srv.Prepared[stmt.ServerName] = struct{}{}
+		parsed = stmt.ServerName
+	case stmt != nil:
+		if _, ok := srv.Prepared[stmt.ServerName]; !ok {
+			injectParse = stmt.Parse
+			c.track.InjectedParse(stmt.ServerName)
+			srv.Prepared[stmt.ServerName] = struct{}{}
+		}
 	case typ == wire.Query:
 		srv.UnnamedToken = 0 // a simple query drops the unnamed statement
 	}
+	c.track.ClientSent(typ, parsed)
+	c.mu.Unlock()
 
 	srv.WriteMu.Lock()
-	err := c.writeToServer(srv, typ, body, inject)
+	err := c.writeToServer(srv, out, injectClose, injectParse)
 	srv.WriteMu.Unlock()
 	var we *wire.WriteError
 	if errors.As(err, &we) {
@@ -175,29 +173,139 @@ func (c *client) forward(ctx context.Context, typ byte, n int) error {
 	return err
 }
 
-// writeToServer writes the message (after the client's unnamed Parse when
-// inject is set) and flushes at protocol boundaries or when the client has
+// readStatementRef looks at the statement a Parse, Bind, Describe or Close
+// names and fills out with what to send instead of the client's bytes.
+func (c *client) readStatementRef(typ byte, n int, out *outMsg) (stmt *session.Statement, newStmt, unnamedRef, unnamedNew bool, err error) {
+	switch typ {
+	case wire.Parse:
+		body, err := c.r.ReadBody(c.msgBuf[:0])
+		if err != nil {
+			return nil, false, false, false, err
+		}
+		c.msgBuf = body[:0]
+		name, rest, err := session.SplitParse(body)
+		if err != nil {
+			return nil, false, false, false, fatalf(codeProtocolViolation, "%v", err)
+		}
+		if len(name) == 0 {
+			c.unnamedParse = append(c.unnamedParse[:0], body...)
+			out.body = c.unnamedParse
+			return nil, false, false, true, nil
+		}
+		stmt = session.NewStatement(rest)
+		c.stmts[string(name)] = stmt
+		out.body = stmt.Parse
+		return stmt, true, false, false, nil
+	case wire.Bind:
+		head, err := c.r.Peek(512)
+		if err != nil {
+			return nil, false, false, false, err
+		}
+		portal, rest, ok := wire.CString(head)
+		if !ok {
+			return nil, false, false, false, nil
+		}
+		name, _, ok := wire.CString(rest)
+		switch {
+		case !ok:
+		case len(name) == 0:
+			unnamedRef = true
+		default:
+			if stmt = c.stmts[string(name)]; stmt != nil {
+				out.prefix = head[:len(portal)+1+len(name)+1]
+				out.portal = portal
+				out.stmtName = stmt.ServerName
+			}
+		}
+		return stmt, false, unnamedRef, false, nil
+	case wire.Describe, wire.Close:
+		if n > 1024 {
+			return nil, false, false, false, nil // no name pgpoolx knows: pass it on
+		}
+		body, err := c.r.ReadBody(c.msgBuf[:0])
+		if err != nil {
+			return nil, false, false, false, err
+		}
+		c.msgBuf = body[:0]
+		out.body = body
+		if len(body) < 2 || body[0] != 'S' {
+			return nil, false, false, false, nil // a portal: nothing to rewrite
+		}
+		name, _, ok := wire.CString(body[1:])
+		switch {
+		case !ok:
+		case len(name) == 0 && typ == wire.Describe:
+			unnamedRef = true
+		case len(name) == 0: // Close of the unnamed statement
+			c.unnamedToken = 0
+		case typ == wire.Describe:
+			if stmt = c.stmts[string(name)]; stmt != nil {
+				out.body = appendStmtRef(c.refBuf[:0], 'S', stmt.ServerName)
+				c.refBuf = out.body[:0]
+			}
+		default:
+			// The server-side statement may be shared: forget only the
+			// client's name, but let the server answer in order.
+			delete(c.stmts, string(name))
+			out.body = appendStmtRef(c.refBuf[:0], 'S', session.ClosedName)
+			c.refBuf = out.body[:0]
+		}
+		return stmt, false, unnamedRef, false, nil
+	}
+	return nil, false, false, false, nil
+}
+
+// appendStmtRef appends a Describe/Close body naming a statement or portal.
+func appendStmtRef(dst []byte, kind byte, name string) []byte {
+	return append(append(append(dst, kind), name...), 0)
+}
+
+// writeToServer writes what pgpoolx puts first (a Close, a Parse), then the
+// message, and flushes at protocol boundaries or when the client has
 // nothing more buffered, so a pipeline goes out in one write. Server-side
 // failures come back as *wire.WriteError.
-func (c *client) writeToServer(srv *pool.Conn, typ byte, body []byte, inject bool) error {
-	if inject {
-		c.scratch = wire.AppendHeader(c.scratch[:0], wire.Parse, len(c.unnamedParse))
-		c.scratch = append(c.scratch, c.unnamedParse...)
-		if _, err := srv.W.Write(c.scratch); err != nil {
+func (c *client) writeToServer(srv *pool.Conn, out outMsg, injectClose string, injectParse []byte) error {
+	b := c.scratch[:0]
+	if injectClose != "" {
+		b = wire.AppendHeader(b, wire.Close, len(injectClose)+2)
+		b = append(append(append(b, 'S'), injectClose...), 0)
+	}
+	if injectParse != nil {
+		b = wire.AppendHeader(b, wire.Parse, len(injectParse))
+		b = append(b, injectParse...)
+	}
+	switch {
+	case out.body != nil:
+		b = wire.AppendHeader(b, out.typ, len(out.body))
+		b = append(b, out.body...)
+	case out.prefix != nil:
+		n := len(out.portal) + 1 + len(out.stmtName) + 1
+		b = wire.AppendHeader(b, out.typ, n+c.r.Remaining()-len(out.prefix))
+		b = append(append(b, out.portal...), 0)
+		b = append(append(b, out.stmtName...), 0)
+		if err := c.r.Consume(len(out.prefix)); err != nil {
+			return err
+		}
+	}
+	c.scratch = b[:0]
+	if len(b) > 0 {
+		if _, err := srv.W.Write(b); err != nil {
 			return &wire.WriteError{Err: err}
 		}
 	}
-	if body != nil {
-		c.scratch = wire.AppendHeader(c.scratch[:0], typ, len(body))
-		c.scratch = append(c.scratch, body...)
-		if _, err := srv.W.Write(c.scratch); err != nil {
-			return &wire.WriteError{Err: err}
+	switch {
+	case out.body != nil:
+	case out.prefix != nil:
+		if err := c.r.CopyRest(srv.W); err != nil {
+			return err
 		}
-	} else if err := c.r.Forward(srv.W); err != nil {
-		return err
+	default:
+		if err := c.r.Forward(srv.W); err != nil {
+			return err
+		}
 	}
 	flush := c.r.Buffered() == 0
-	switch typ {
+	switch out.typ {
 	case wire.Sync, wire.Query, wire.Flush, wire.FunctionCall, wire.CopyDone, wire.CopyFail:
 		flush = true
 	}

@@ -95,6 +95,9 @@ func (c *client) relayServerToClient(a *attachment) {
 
 		c.mu.Lock()
 		forward := c.track.ServerSent(typ, status)
+		if typ == wire.ErrorResponse {
+			forgetFailedParses(srv, c.track.FailedParses())
+		}
 		release := typ == wire.ReadyForQuery && c.track.Idle() && c.pin == "" &&
 			c.mode == config.PoolModeTransaction && c.att == a
 		if release {
@@ -155,6 +158,18 @@ func (c *client) relayServerToClient(a *attachment) {
 		}
 		if release {
 			return
+		}
+	}
+}
+
+// forgetFailedParses drops statements whose Parse the server refused or
+// skipped, so the next use prepares them again.
+func forgetFailedParses(srv *pool.Conn, names []string) {
+	for _, name := range names {
+		if name == "" {
+			srv.UnnamedToken = 0
+		} else {
+			delete(srv.Prepared, name)
 		}
 	}
 }
@@ -260,6 +275,7 @@ func (c *client) resetServer(ctx context.Context, srv *pool.Conn) error {
 		}
 	}
 	clear(srv.Applied)
+	clear(srv.Prepared)
 	srv.UnnamedToken = 0
 	return nil
 }

@@ -11,14 +11,20 @@ import "github.com/pgpoolx/pgpoolx/wire"
 // simple Query, a FunctionCall, or extended-protocol messages up to a Sync.
 type group struct {
 	closed bool // the Sync, Query or FunctionCall that ends it was sent
-	// swallowParse is set when pgpoolx put a Parse of the client's unnamed
-	// statement first in this group; its ParseComplete is not the client's.
-	swallowParse bool
-	replied      bool // a reply to the group's first message was seen
+
+	// Parse and Close messages sent in this group, the client's and those
+	// pgpoolx put in, and how many of their replies came back. The server
+	// answers in order, so the n-th ParseComplete answers the n-th Parse.
+	parses       []string // server-side statement names, in order
+	parsesSeen   int
+	closesSent   int
+	closesSeen   int
+	eatParses    []int // ordinals of ParseCompletes that are pgpoolx's
+	eatCloses    []int // ordinals of CloseCompletes that are pgpoolx's
+	failedParses int   // parses[failedParses:] died with an error
 }
 
 // Tracker counts what a client has sent against what the server answered.
-// The zero value is a client that has sent nothing, outside a transaction.
 type Tracker struct {
 	groups   []group // oldest first from head on; only the last may be open
 	head     int     // groups before head are answered
@@ -29,43 +35,63 @@ type Tracker struct {
 func NewTracker() Tracker { return Tracker{txStatus: wire.TxIdle} }
 
 // ClientSent records a message the client is about to send to the server.
-func (t *Tracker) ClientSent(typ byte) {
+// For a Parse, stmt is the server-side name the statement is prepared as.
+func (t *Tracker) ClientSent(typ byte, stmt string) {
 	switch typ {
 	case wire.CopyData, wire.CopyDone, wire.CopyFail, wire.Flush, wire.Terminate:
 		// Copy messages belong to the command already under way; a Flush
 		// asks for replies but starts nothing by itself.
 		return
 	}
-	if !t.openGroup() {
-		t.groups = append(t.groups, group{})
-	}
+	g := t.open()
 	switch typ {
 	case wire.Query, wire.Sync, wire.FunctionCall:
-		t.groups[len(t.groups)-1].closed = true
+		g.closed = true
+	case wire.Parse:
+		g.parses = append(g.parses, stmt)
+	case wire.Close:
+		g.closesSent++
 	}
 }
 
-// InjectedParse records that pgpoolx sent a Parse of the client's unnamed
-// statement as the first message of the group the client is starting. It
-// must be called before ClientSent for the client's own first message.
-func (t *Tracker) InjectedParse() {
-	t.groups = append(t.groups, group{swallowParse: true})
+// InjectedParse records a Parse of stmt that pgpoolx sends on its own
+// before the client's next message; its ParseComplete is not the client's.
+func (t *Tracker) InjectedParse(stmt string) {
+	g := t.open()
+	g.eatParses = append(g.eatParses, len(g.parses))
+	g.parses = append(g.parses, stmt)
 }
 
-// StartsGroup reports whether the next client message opens a new group.
-func (t *Tracker) StartsGroup() bool { return !t.openGroup() }
+// InjectedClose records a Close that pgpoolx sends on its own before the
+// client's next message; its CloseComplete is not the client's.
+func (t *Tracker) InjectedClose() {
+	g := t.open()
+	g.eatCloses = append(g.eatCloses, g.closesSent)
+	g.closesSent++
+}
 
-func (t *Tracker) openGroup() bool {
-	return len(t.groups) > t.head && !t.groups[len(t.groups)-1].closed
+// open returns the open group, starting one if needed. The groups array
+// and the slices in its elements are reused, so a steady stream of
+// transactions allocates nothing.
+func (t *Tracker) open() *group {
+	if n := len(t.groups); n > t.head && !t.groups[n-1].closed {
+		return &t.groups[n-1]
+	}
+	n := len(t.groups)
+	if n < cap(t.groups) {
+		t.groups = t.groups[:n+1]
+		g := &t.groups[n]
+		*g = group{parses: g.parses[:0], eatParses: g.eatParses[:0], eatCloses: g.eatCloses[:0]}
+		return g
+	}
+	t.groups = append(t.groups, group{})
+	return &t.groups[n]
 }
 
 // ServerSent records a message from the server and reports whether it is
 // for the client (false: pgpoolx made the request and eats the reply).
 func (t *Tracker) ServerSent(typ byte, txStatus byte) (forward bool) {
-	switch typ {
-	case wire.NoticeResponse, wire.Notification, wire.ParameterStatus:
-		return true // asynchronous: not a reply to any one message
-	case wire.ReadyForQuery:
+	if typ == wire.ReadyForQuery {
 		t.txStatus = txStatus
 		if t.head < len(t.groups) {
 			t.head++
@@ -79,17 +105,50 @@ func (t *Tracker) ServerSent(typ byte, txStatus byte) (forward bool) {
 		return true
 	}
 	g := &t.groups[t.head]
-	if g.replied {
-		return true
+	switch typ {
+	case wire.ParseComplete:
+		ord := g.parsesSeen
+		g.parsesSeen++
+		if len(g.eatParses) > 0 && g.eatParses[0] == ord {
+			g.eatParses = g.eatParses[1:]
+			return false
+		}
+	case wire.CloseComplete:
+		ord := g.closesSeen
+		g.closesSeen++
+		if len(g.eatCloses) > 0 && g.eatCloses[0] == ord {
+			g.eatCloses = g.eatCloses[1:]
+			return false
+		}
+	case wire.ErrorResponse:
+		// The server skips the rest of the group: parses not yet answered
+		// never happen.
+		g.failedParses = g.parsesSeen
 	}
-	g.replied = true
-	return !(g.swallowParse && typ == wire.ParseComplete)
+	return true
+}
+
+// FailedParses returns the server-side names of statements whose Parse
+// the server skipped or refused in the current group after an error. Call
+// it after ServerSent returned for an ErrorResponse.
+func (t *Tracker) FailedParses() []string {
+	if t.head == len(t.groups) {
+		return nil
+	}
+	g := &t.groups[t.head]
+	return g.parses[g.failedParses:]
+}
+
+// StartsGroup reports whether the next client message opens a new group.
+func (t *Tracker) StartsGroup() bool {
+	n := len(t.groups)
+	return n == t.head || t.groups[n-1].closed
 }
 
 // Pending reports how many ReadyForQuery messages the client still awaits.
 func (t *Tracker) Pending() int {
 	n := len(t.groups) - t.head
-	if t.openGroup() {
+	if !t.StartsGroup() {
 		n--
 	}
 	return n

@@ -10,19 +10,22 @@ import (
 // server message (server != 0, with status for ReadyForQuery), or an
 // injected Parse.
 type step struct {
-	client  byte
-	server  byte
-	status  byte
-	inject  bool
-	forward bool // for server steps: expected result of ServerSent
+	client      byte
+	server      byte
+	status      byte
+	inject      bool
+	injectClose bool
+	stmt        string // for client Parse steps
+	forward     bool   // for server steps: expected result of ServerSent
 }
 
-func c(typ byte) step                  { return step{client: typ} }
-func s(typ byte) step                  { return step{server: typ, forward: true} }
-func rfq(status byte) step             { return step{server: wire.ReadyForQuery, status: status, forward: true} }
-func eaten(typ byte) step              { return step{server: typ, forward: false} }
-func injected() step                   { return step{inject: true} }
-func (st step) want(forward bool) step { st.forward = forward; return st }
+func c(typ byte) step        { return step{client: typ} }
+func s(typ byte) step        { return step{server: typ, forward: true} }
+func rfq(status byte) step   { return step{server: wire.ReadyForQuery, status: status, forward: true} }
+func eaten(typ byte) step    { return step{server: typ, forward: false} }
+func injected() step         { return step{inject: true} }
+func injectedClose() step    { return step{injectClose: true} }
+func parse(stmt string) step { return step{client: wire.Parse, stmt: stmt} }
 
 func TestTracker(t *testing.T) {
 	const (
@@ -80,6 +83,18 @@ func TestTracker(t *testing.T) {
 			injected(), c(wire.Bind), c(wire.Sync), s('E'), rfq(idle)}, true, 0},
 		{"notice before injected ParseComplete", []step{
 			injected(), c(wire.Bind), c(wire.Sync), s('N'), eaten('1'), s('2'), rfq(idle)}, true, 0},
+		{"injected parse in the middle of a group", []step{
+			c(wire.Bind), c(wire.Execute), injected(), c(wire.Bind), c(wire.Execute), c(wire.Sync),
+			s('2'), s('C'), eaten('1'), s('2'), s('C'), rfq(idle)}, true, 0},
+		{"client parse, injected parse, client parse", []step{
+			parse("a"), injected(), c(wire.Bind), parse("b"), c(wire.Sync),
+			s('1'), eaten('1'), s('2'), s('1'), rfq(idle)}, true, 0},
+		{"injected close before client parse", []step{
+			c(wire.Close), injectedClose(), parse("x"), c(wire.Sync),
+			s('3'), eaten('3'), s('1'), rfq(idle)}, true, 0},
+		{"groups reused after injection", []step{
+			injected(), c(wire.Bind), c(wire.Sync), eaten('1'), s('2'), rfq(idle),
+			parse("a"), c(wire.Sync), s('1'), rfq(idle)}, true, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,12 +102,11 @@ func TestTracker(t *testing.T) {
 			for i, st := range tt.steps {
 				switch {
 				case st.inject:
-					if !tr.StartsGroup() {
-						t.Fatalf("step %d: inject outside a group start", i)
-					}
-					tr.InjectedParse()
+					tr.InjectedParse("injected")
+				case st.injectClose:
+					tr.InjectedClose()
 				case st.client != 0:
-					tr.ClientSent(st.client)
+					tr.ClientSent(st.client, st.stmt)
 				default:
 					if got := tr.ServerSent(st.server, st.status); got != st.forward {
 						t.Fatalf("step %d: ServerSent(%q) forward = %v, want %v", i, st.server, got, st.forward)
@@ -113,10 +127,10 @@ func TestTracker(t *testing.T) {
 func TestTrackerNoAllocs(t *testing.T) {
 	tr := NewTracker()
 	allocs := testing.AllocsPerRun(100, func() {
-		tr.ClientSent(wire.Parse)
-		tr.ClientSent(wire.Bind)
-		tr.ClientSent(wire.Execute)
-		tr.ClientSent(wire.Sync)
+		tr.ClientSent(wire.Parse, "")
+		tr.ClientSent(wire.Bind, "")
+		tr.ClientSent(wire.Execute, "")
+		tr.ClientSent(wire.Sync, "")
 		tr.ServerSent('1', 0)
 		tr.ServerSent('2', 0)
 		tr.ServerSent('C', 0)
@@ -131,10 +145,28 @@ func BenchmarkTracker(b *testing.B) {
 	tr := NewTracker()
 	b.ReportAllocs()
 	for b.Loop() {
-		tr.ClientSent(wire.Query)
+		tr.ClientSent(wire.Query, "")
 		tr.ServerSent('T', 0)
 		tr.ServerSent('D', 0)
 		tr.ServerSent('C', 0)
 		tr.ServerSent(wire.ReadyForQuery, wire.TxIdle)
+	}
+}
+
+func TestFailedParses(t *testing.T) {
+	tr := NewTracker()
+	for _, name := range []string{"a", "b", "c"} {
+		tr.ClientSent(wire.Parse, name)
+	}
+	tr.ClientSent(wire.Sync, "")
+	tr.ServerSent(wire.ParseComplete, 0)
+	tr.ServerSent(wire.ErrorResponse, 0) // b failed, c skipped
+	got := tr.FailedParses()
+	if len(got) != 2 || got[0] != "b" || got[1] != "c" {
+		t.Errorf("FailedParses() = %q, want [b c]", got)
+	}
+	tr.ServerSent(wire.ReadyForQuery, wire.TxIdle)
+	if !tr.Idle() {
+		t.Error("not idle after ReadyForQuery")
 	}
 }

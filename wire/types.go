@@ -27,6 +27,7 @@ const (
 	Notification    byte = 'A'
 	ParameterStatus byte = 'S'
 	ParseComplete   byte = '1'
+	CloseComplete   byte = '3'
 	BackendKeyData  byte = 'K'
 )
 

@@ -152,3 +152,19 @@ func AppendParameterStatus(dst []byte, name, value string) []byte {
 	dst = append(append(dst, name...), 0)
 	return append(append(dst, value...), 0)
 }
+
+// Consume discards the next k bytes of the current body, which the caller
+// has looked at with Peek.
+func (m *Reader) Consume(k int) error {
+	k = min(k, m.left)
+	_, err := m.r.Discard(k)
+	m.left -= k
+	return err
+}
+
+// CopyRest streams what is left of the current body to w. Errors of w come
+// wrapped in *WriteError.
+func (m *Reader) CopyRest(w *bufio.Writer) error { return m.copyBody(w) }
+
+// Remaining reports how many bytes of the current body are not consumed.
+func (m *Reader) Remaining() int { return m.left }
