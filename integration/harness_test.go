@@ -82,14 +82,8 @@ func startPoolerFor(t *testing.T, c *pgcluster.Cluster, db, topYAML, dbYAML stri
 }
 
 // dsn is a URL for clients of the pooler; extra is appended to the query.
-// Unless extra picks another, pgx uses its exec mode: its default statement
-// cache prepares named statements, which pin a client until pgpoolx tracks
-// prepared statements across server connections.
 func (p *pooler) dsn(extra string) string {
 	u := fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", p.addr, p.db)
-	if !strings.Contains(extra, "default_query_exec_mode=") {
-		u += "&default_query_exec_mode=exec"
-	}
 	if extra != "" {
 		u += "&" + extra
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -41,6 +42,9 @@ type Options struct {
 
 // ErrAcquireTimeout is returned when no connection became free in time.
 var ErrAcquireTimeout = errors.New("timed out waiting for a server connection")
+
+// ErrWouldWait is returned by TryAcquire when no connection is free now.
+var ErrWouldWait = errors.New("no server connection free now")
 
 // ErrClosed is returned by a pool that has been closed.
 var ErrClosed = errors.New("pool is closed")
@@ -87,6 +91,7 @@ type Pool struct {
 	closed  bool
 	// After a failed dial, new dials wait until retryAt and fail fast with
 	// lastErr meanwhile, so a broken server or init query is not hammered.
+	params  map[string]string // reported parameters of the newest connection, at baseline
 	lastErr *DialError
 	retryAt time.Time
 	backoff time.Duration
@@ -103,9 +108,15 @@ func (p *Pool) Options() Options { return p.opts }
 // Acquire returns an idle connection, dials a new one while the pool is
 // below its size, or waits (first come, first served) for one to be
 // released, up to the acquire timeout.
-func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
+func (p *Pool) Acquire(ctx context.Context) (*Conn, error) { return p.acquire(ctx, true) }
+
+// TryAcquire is Acquire without the waiting: it returns ErrWouldWait when
+// every connection is in use and the pool is full.
+func (p *Pool) TryAcquire(ctx context.Context) (*Conn, error) { return p.acquire(ctx, false) }
+
+func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 	var timeout <-chan time.Time
-	if p.opts.AcquireTimeout > 0 {
+	if wait && p.opts.AcquireTimeout > 0 {
 		t := time.NewTimer(p.opts.AcquireTimeout)
 		defer t.Stop()
 		timeout = t.C
@@ -136,6 +147,10 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 			p.total++
 			p.mu.Unlock()
 			return p.dial(ctx)
+		}
+		if !wait {
+			p.mu.Unlock()
+			return nil, ErrWouldWait
 		}
 		w := &waiter{ready: make(chan struct{})}
 		p.waiters = append(p.waiters, w)
@@ -273,6 +288,14 @@ func (p *Pool) Close() {
 	}
 }
 
+// BaselineParams returns the reported parameters of a connection at
+// baseline, as the server last sent them, or nil before the first one.
+func (p *Pool) BaselineParams() map[string]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.params
+}
+
 // Stat returns the pool's counters.
 func (p *Pool) Stat() Stat {
 	p.mu.Lock()
@@ -307,6 +330,7 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 	}
 	p.mu.Lock()
 	p.lastErr, p.backoff = nil, 0
+	p.params = maps.Clone(c.Params)
 	p.mu.Unlock()
 	p.log.Debug("server connection opened", zap.Uint32("server_pid", c.PID), zap.Duration("duration", time.Since(start)))
 	return c, nil

@@ -59,9 +59,13 @@ type client struct {
 	unnamedParse []byte
 	unnamedToken uint64
 	// The client's named prepared statements, by the client's names.
-	stmts  map[string]*session.Statement
-	msgBuf []byte // bodies the client loop reads whole
-	refBuf []byte // rewritten Describe/Close bodies
+	stmts map[string]*session.Statement
+	// Named Parses held back while no server connection was free, to be
+	// answered by pgpoolx at Sync or sent ahead of the batch's next message.
+	deferred []*session.Statement
+	preBuf   []byte // messages pgpoolx sends ahead of the client's
+	msgBuf   []byte // bodies the client loop reads whole
+	refBuf   []byte // rewritten Describe/Close bodies
 
 	// failing is set after pgpoolx answered an extended-protocol message
 	// with an error: like the server, it then ignores messages up to Sync.
@@ -200,24 +204,42 @@ func (c *client) startup(ctx context.Context) (bool, error) {
 	}
 
 	// A server connection tells the parameters to report, in the server's
-	// own spelling, with this client's settings applied.
-	a, err := c.attach(ctx, false)
-	if err != nil {
-		c.srv.unregister(c)
-		return false, serverErrorFor(err, sevFatal, c.db)
+	// own spelling, with this client's settings applied. When none is free
+	// now, the pool's last known parameters serve: a client must be able
+	// to connect while others hold every server connection (pgbench opens
+	// its clients one by one on a single thread).
+	// Session mode needs its server connection now anyway.
+	a, err := c.attach(ctx, false, c.mode == config.PoolModeSession)
+	var report map[string]string
+	switch {
+	case err == nil:
+		report = a.srv.Params
+	case errors.Is(err, pool.ErrWouldWait) && c.pool.BaselineParams() != nil:
+		report = session.ReportedParams(c.pool.BaselineParams(), c.want)
+	default:
+		if errors.Is(err, pool.ErrWouldWait) {
+			a, err = c.attach(ctx, false, true)
+		}
+		if err != nil {
+			c.srv.unregister(c)
+			return false, serverErrorFor(err, sevFatal, c.db)
+		}
+		report = a.srv.Params
 	}
 	c.queue(&pgproto3.AuthenticationOk{})
-	for name, value := range a.srv.Params {
+	for name, value := range report {
 		c.scratch = wire.AppendParameterStatus(c.scratch[:0], name, value)
 		c.w.Write(c.scratch)
 	}
 	c.queue(&pgproto3.BackendKeyData{ProcessID: c.keyPID, SecretKey: binary.BigEndian.AppendUint32(nil, c.keySec)})
 	c.queue(&pgproto3.ReadyForQuery{TxStatus: wire.TxIdle})
 	err = c.w.Flush()
-	if c.mode == config.PoolModeSession {
-		c.startRelay(a)
-	} else {
-		c.pool.Release(a.srv)
+	if a != nil {
+		if c.mode == config.PoolModeSession {
+			c.startRelay(a)
+		} else {
+			c.pool.Release(a.srv)
+		}
 	}
 	if err != nil {
 		c.srv.unregister(c)

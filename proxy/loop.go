@@ -105,14 +105,30 @@ func (c *client) forward(ctx context.Context, typ byte, n int) error {
 	a := c.att
 	c.mu.Unlock()
 	if a == nil {
-		switch typ {
-		case wire.CopyData, wire.CopyDone, wire.CopyFail, wire.Flush:
+		switch {
+		case typ == wire.CopyData || typ == wire.CopyDone || typ == wire.CopyFail || typ == wire.Flush && len(c.deferred) == 0:
 			// Outside a COPY the server ignores these; with no server
 			// connection held there is nothing to flush.
 			return c.r.Skip()
+		case typ == wire.Sync && len(c.deferred) > 0:
+			// A batch of named Parses alone: answer it here. Each statement
+			// is prepared on a server connection when first used.
+			return c.answerDeferred()
+		case newStmt && len(c.deferred) > 0:
+			c.deferred = append(c.deferred, stmt)
+			return nil
 		}
 		var err error
-		if a, err = c.attach(ctx, true); err != nil {
+		a, err = c.attach(ctx, true, !newStmt)
+		if errors.Is(err, pool.ErrWouldWait) {
+			// Waiting for a server here could deadlock a client that drives
+			// many connections from one thread (pgbench): PQprepare blocks
+			// it while its other connections hold every server connection.
+			c.deferred = append(c.deferred, stmt)
+			return nil
+		}
+		if err != nil {
+			c.deferred = c.deferred[:0]
 			if err := c.r.Skip(); err != nil {
 				return err
 			}
@@ -128,41 +144,46 @@ func (c *client) forward(ctx context.Context, typ byte, n int) error {
 	}
 	srv := a.srv
 
-	// Decide what goes first, and record it all before writing, so the
-	// relay never sees a reply it cannot place.
-	var injectParse []byte
-	injectClose := ""
-	parsed := ""
+	// Decide what goes ahead of the message, and record it all before
+	// writing, so the relay never sees a reply it cannot place.
+	pre := c.preBuf[:0]
 	c.mu.Lock()
+	for _, d := range c.deferred {
+		pre = c.prepareAhead(pre, srv, d, false)
+	}
+	c.deferred = c.deferred[:0]
 	switch {
 	case unnamedNew:
 		c.unnamedToken = c.srv.unnamedTokens.Add(1)
 		srv.UnnamedToken = c.unnamedToken
 	case unnamedRef && c.unnamedToken != 0 && srv.UnnamedToken != c.unnamedToken:
-		injectParse = c.unnamedParse
+		pre = appendMsg(pre, wire.Parse, c.unnamedParse)
 		c.track.InjectedParse("")
 		srv.UnnamedToken = c.unnamedToken
 	case newStmt:
 		if _, ok := srv.Prepared[stmt.ServerName]; ok {
-			injectClose = stmt.ServerName // prepare it afresh under its name
+			// Prepare it afresh under its name.
+			pre = appendCloseStatement(pre, stmt.ServerName)
 			c.track.InjectedClose()
 		}
 		srv.Prepared[stmt.ServerName] = struct{}{}
-		parsed = stmt.ServerName
 	case stmt != nil:
 		if _, ok := srv.Prepared[stmt.ServerName]; !ok {
-			injectParse = stmt.Parse
-			c.track.InjectedParse(stmt.ServerName)
-			srv.Prepared[stmt.ServerName] = struct{}{}
+			pre = c.prepareAhead(pre, srv, stmt, true)
 		}
 	case typ == wire.Query:
 		srv.UnnamedToken = 0 // a simple query drops the unnamed statement
 	}
+	parsed := ""
+	if newStmt {
+		parsed = stmt.ServerName
+	}
 	c.track.ClientSent(typ, parsed)
 	c.mu.Unlock()
+	c.preBuf = pre[:0]
 
 	srv.WriteMu.Lock()
-	err := c.writeToServer(srv, out, injectClose, injectParse)
+	err := c.writeToServer(srv, out, pre)
 	srv.WriteMu.Unlock()
 	var we *wire.WriteError
 	if errors.As(err, &we) {
@@ -171,6 +192,48 @@ func (c *client) forward(ctx context.Context, typ byte, n int) error {
 		return nil
 	}
 	return err
+}
+
+// prepareAhead appends a Parse of st for srv, preceded by a Close when srv
+// has it already (a client's own Parse must really run). With injected,
+// the ParseComplete is pgpoolx's; otherwise it is the client's (a Parse it
+// sent earlier and pgpoolx held back). Call with c.mu held.
+func (c *client) prepareAhead(pre []byte, srv *pool.Conn, st *session.Statement, injected bool) []byte {
+	if _, ok := srv.Prepared[st.ServerName]; ok && !injected {
+		pre = appendCloseStatement(pre, st.ServerName)
+		c.track.InjectedClose()
+	}
+	pre = appendMsg(pre, wire.Parse, st.Parse)
+	if injected {
+		c.track.InjectedParse(st.ServerName)
+	} else {
+		c.track.ClientSent(wire.Parse, st.ServerName)
+	}
+	srv.Prepared[st.ServerName] = struct{}{}
+	return pre
+}
+
+// answerDeferred answers a Sync that ends a batch of held-back Parses.
+func (c *client) answerDeferred() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	for range c.deferred {
+		c.w.Write([]byte{wire.ParseComplete, 0, 0, 0, 4})
+	}
+	c.deferred = c.deferred[:0]
+	c.w.Write([]byte{wire.ReadyForQuery, 0, 0, 0, 5, wire.TxIdle})
+	return c.w.Flush()
+}
+
+// appendCloseStatement appends a Close message for a prepared statement.
+func appendCloseStatement(dst []byte, name string) []byte {
+	dst = wire.AppendHeader(dst, wire.Close, len(name)+2)
+	return append(append(append(dst, 'S'), name...), 0)
+}
+
+// appendMsg appends a whole message.
+func appendMsg(dst []byte, typ byte, body []byte) []byte {
+	return append(wire.AppendHeader(dst, typ, len(body)), body...)
 }
 
 // readStatementRef looks at the statement a Parse, Bind, Describe or Close
@@ -264,16 +327,8 @@ func appendStmtRef(dst []byte, kind byte, name string) []byte {
 // message, and flushes at protocol boundaries or when the client has
 // nothing more buffered, so a pipeline goes out in one write. Server-side
 // failures come back as *wire.WriteError.
-func (c *client) writeToServer(srv *pool.Conn, out outMsg, injectClose string, injectParse []byte) error {
-	b := c.scratch[:0]
-	if injectClose != "" {
-		b = wire.AppendHeader(b, wire.Close, len(injectClose)+2)
-		b = append(append(append(b, 'S'), injectClose...), 0)
-	}
-	if injectParse != nil {
-		b = wire.AppendHeader(b, wire.Parse, len(injectParse))
-		b = append(b, injectParse...)
-	}
+func (c *client) writeToServer(srv *pool.Conn, out outMsg, pre []byte) error {
+	b := append(c.scratch[:0], pre...)
 	switch {
 	case out.body != nil:
 		b = wire.AppendHeader(b, out.typ, len(out.body))

@@ -17,8 +17,13 @@ import (
 // attach takes a server connection from the pool and brings its settings
 // in line with the client's. With relay, the connection becomes the
 // client's current one and its replies start flowing to the client.
-func (c *client) attach(ctx context.Context, relay bool) (*attachment, error) {
-	srv, err := c.pool.Acquire(ctx)
+// Without wait, it fails with pool.ErrWouldWait rather than queue.
+func (c *client) attach(ctx context.Context, relay, wait bool) (*attachment, error) {
+	acquire := c.pool.Acquire
+	if !wait {
+		acquire = c.pool.TryAcquire
+	}
+	srv, err := acquire(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -156,3 +156,30 @@ func Ident(s string) string {
 	}
 	return strings.Join(parts, ".")
 }
+
+// ReportedParams returns the parameters to report to a client whose
+// settings are want, from those of a server connection at baseline. It
+// serves when no server connection can apply the settings right now.
+func ReportedParams(baseline, want map[string]string) map[string]string {
+	out := make(map[string]string, len(baseline))
+	for name, value := range baseline {
+		if v, ok := want[strings.ToLower(name)]; ok {
+			value = v
+			if strings.EqualFold(name, "client_encoding") {
+				value = canonicalEncoding(v)
+			}
+		}
+		out[name] = value
+	}
+	return out
+}
+
+// canonicalEncoding spells an encoding name as the server reports it, for
+// the names clients commonly send.
+func canonicalEncoding(s string) string {
+	n := strings.ToUpper(strings.NewReplacer("-", "", "_", "").Replace(s))
+	if n == "UNICODE" {
+		return "UTF8"
+	}
+	return n
+}
