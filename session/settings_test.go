@@ -84,3 +84,19 @@ func TestSyncSQL(t *testing.T) {
 		})
 	}
 }
+
+func FuzzParseOptions(f *testing.F) {
+	f.Add("-c a=b")
+	f.Add(`--x-y=1 -c z=a\ b`)
+	f.Add(`\`)
+	f.Fuzz(func(t *testing.T, s string) {
+		set, err := ParseOptions(s)
+		if err == nil {
+			for k := range set {
+				if k == "" {
+					t.Fatal("empty setting name accepted")
+				}
+			}
+		}
+	})
+}

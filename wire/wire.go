@@ -60,7 +60,7 @@ func (m *Reader) Next() (typ byte, bodyLen int, err error) {
 	if _, err := io.ReadFull(m.r, m.hdr[:]); err != nil {
 		return 0, 0, err
 	}
-	n := int(binary.BigEndian.Uint32(m.hdr[1:])) - 4
+	n := int(int32(binary.BigEndian.Uint32(m.hdr[1:]))) - 4
 	if n < 0 {
 		return 0, 0, fmt.Errorf("%w: %d for message type %q", ErrBadLength, n+4, m.hdr[0])
 	}
