@@ -119,13 +119,15 @@ func (c *client) serve(ctx context.Context) {
 	defer c.srv.unregister(c)
 	start := time.Now()
 	err = c.loop(ctx)
-	c.finish(ctx)
 	if err != nil && !isDisconnect(err) {
 		c.sendFatal(err)
 		c.log.Info("client closed", zap.Error(err), zap.Duration("duration", time.Since(start)))
 	} else {
 		c.log.Debug("client closed", zap.Duration("duration", time.Since(start)))
 	}
+	// Nothing more goes to the client: a relay still writing to it stops.
+	c.netConn.Close()
+	c.finish(ctx)
 }
 
 // startup reads the first packets, authenticates the client and sends it
@@ -169,7 +171,8 @@ func (c *client) startup(ctx context.Context) (bool, error) {
 				opts = append(opts, k)
 			}
 		}
-		c.queue(&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: opts})
+		// Like PostgreSQL, send the whole version number (3.0), not the minor alone.
+		c.queue(&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: wire.ProtocolVersion30, UnrecognizedOptions: opts})
 	}
 
 	c.user = params["user"]
@@ -402,9 +405,11 @@ func (c *client) sendFatal(err error) {
 		ce = fatalf(codeProtocolViolation, "%v", err)
 	}
 	ce.severity = sevFatal
+	// The deadline also frees a relay stuck writing to a client that does
+	// not read, which holds wmu.
+	c.netConn.SetWriteDeadline(time.Now().Add(time.Second))
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.netConn.SetWriteDeadline(time.Now().Add(time.Second))
 	c.w.Write(ce.appendTo(nil))
 	c.w.Flush()
 }
