@@ -3,6 +3,7 @@ package pool
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -30,13 +31,10 @@ type Conn struct {
 	// Params are the values of reported parameters as the server last sent
 	// them in ParameterStatus messages.
 	Params map[string]string
-	// Applied are the settings pgpoolx applied on top of the baseline for
-	// the clients this connection served, by lowercase name, in the
-	// clients' own spelling.
-	Applied map[string]string
-	// Baseline are the settings the init query changed, by lowercase name;
-	// to go back to baseline, a setting in here is set to this value,
-	// any other is RESET.
+	// Current are the settings changed in this session (pg_settings source
+	// 'session'), by lowercase name. The map is replaced, never modified.
+	Current map[string]string
+	// Baseline is Current right after the init query.
 	Baseline map[string]string
 	// Prepared holds the server-side names of the statements pgpoolx has
 	// prepared here (or sent a Parse for, in a group not yet answered).
@@ -49,6 +47,7 @@ type Conn struct {
 	created  time.Time
 	lastUsed time.Time
 	scratch  []byte
+	values   [][]byte
 }
 
 // Pool returns the pool the connection belongs to.
@@ -74,7 +73,11 @@ func (e *ServerError) Error() string {
 // eating every reply. It records ParameterStatus messages in Params. The
 // first ErrorResponse is returned as a *ServerError after ReadyForQuery;
 // the connection is then still usable. Other errors leave it broken.
-func (c *Conn) Exec(ctx context.Context, sql string) error {
+func (c *Conn) Exec(ctx context.Context, sql string) error { return c.Query(ctx, sql, nil) }
+
+// Query is Exec that also hands every row to onRow (if not nil). The
+// values are valid only during the call; NULL is nil.
+func (c *Conn) Query(ctx context.Context, sql string, onRow func(values [][]byte)) error {
 	if deadline, ok := ctx.Deadline(); ok {
 		c.netConn.SetDeadline(deadline)
 		defer c.netConn.SetDeadline(time.Time{})
@@ -125,9 +128,31 @@ func (c *Conn) Exec(ctx context.Context, sql string) error {
 				}
 			}
 		case wire.ParameterStatus:
-			if err := c.ReadParameterStatus(); err != nil {
+			body, err := c.R.ReadBody(c.scratch)
+			if err != nil {
+				return fmt.Errorf("read reply: %w", err)
+			}
+			if err := c.RecordParameterStatus(body); err != nil {
 				return err
 			}
+		case wire.DataRow:
+			if onRow == nil {
+				if err := c.R.Skip(); err != nil {
+					return fmt.Errorf("read reply: %w", err)
+				}
+				break
+			}
+			body, err := c.R.ReadBody(c.scratch)
+			if err != nil {
+				return fmt.Errorf("read reply: %w", err)
+			}
+			c.scratch = body[:0]
+			values, err := decodeDataRow(body, c.values[:0])
+			if err != nil {
+				return err
+			}
+			c.values = values[:0]
+			onRow(values)
 		default:
 			if err := c.R.Skip(); err != nil {
 				return fmt.Errorf("read reply: %w", err)
@@ -136,14 +161,8 @@ func (c *Conn) Exec(ctx context.Context, sql string) error {
 	}
 }
 
-// ReadParameterStatus reads the body of a ParameterStatus message that R
-// has just returned the header of, and records it in Params.
-func (c *Conn) ReadParameterStatus() error {
-	body, err := c.R.ReadBody(c.scratch)
-	if err != nil {
-		return fmt.Errorf("read parameter status: %w", err)
-	}
-	c.scratch = body[:0]
+// RecordParameterStatus records a ParameterStatus body in Params.
+func (c *Conn) RecordParameterStatus(body []byte) error {
 	name, rest, ok := wire.CString(body)
 	value, _, ok2 := wire.CString(rest)
 	if !ok || !ok2 {
@@ -153,4 +172,31 @@ func (c *Conn) ReadParameterStatus() error {
 		c.Params[string(name)] = string(value)
 	}
 	return nil
+}
+
+// decodeDataRow splits a DataRow body into its values.
+func decodeDataRow(body []byte, values [][]byte) ([][]byte, error) {
+	bad := errors.New("malformed DataRow from server")
+	if len(body) < 2 {
+		return nil, bad
+	}
+	n := int(binary.BigEndian.Uint16(body))
+	body = body[2:]
+	for range n {
+		if len(body) < 4 {
+			return nil, bad
+		}
+		l := int(int32(binary.BigEndian.Uint32(body)))
+		body = body[4:]
+		if l < 0 {
+			values = append(values, nil)
+			continue
+		}
+		if l > len(body) {
+			return nil, bad
+		}
+		values = append(values, body[:l])
+		body = body[l:]
+	}
+	return values, nil
 }

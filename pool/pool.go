@@ -91,10 +91,11 @@ type Pool struct {
 	closed  bool
 	// After a failed dial, new dials wait until retryAt and fail fast with
 	// lastErr meanwhile, so a broken server or init query is not hammered.
-	params  map[string]string // reported parameters of the newest connection, at baseline
-	lastErr *DialError
-	retryAt time.Time
-	backoff time.Duration
+	params   map[string]string // reported parameters of the newest connection, at baseline
+	baseline map[string]string // its settings after the init query
+	lastErr  *DialError
+	retryAt  time.Time
+	backoff  time.Duration
 }
 
 // New returns an empty pool; connections are dialed on demand.
@@ -288,12 +289,13 @@ func (p *Pool) Close() {
 	}
 }
 
-// BaselineParams returns the reported parameters of a connection at
-// baseline, as the server last sent them, or nil before the first one.
-func (p *Pool) BaselineParams() map[string]string {
+// Baseline returns the settings and reported parameters of the newest
+// connection right after its init query, or nils before the first one.
+// The maps must not be modified.
+func (p *Pool) Baseline() (settings, params map[string]string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.params
+	return p.baseline, p.params
 }
 
 // Stat returns the pool's counters.
@@ -331,6 +333,7 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 	p.mu.Lock()
 	p.lastErr, p.backoff = nil, 0
 	p.params = maps.Clone(c.Params)
+	p.baseline = c.Baseline
 	p.mu.Unlock()
 	p.log.Debug("server connection opened", zap.Uint32("server_pid", c.PID), zap.Duration("duration", time.Since(start)))
 	return c, nil
@@ -377,7 +380,7 @@ func (p *Pool) connect(ctx context.Context) (*Conn, error) {
 		PID:       hc.PID,
 		SecretKey: hc.SecretKey,
 		Params:    hc.ParameterStatuses,
-		Applied:   map[string]string{},
+		Current:   baseline,
 		Prepared:  map[string]struct{}{},
 		Baseline:  baseline,
 		pool:      p,

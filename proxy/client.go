@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"strings"
 	"sync"
@@ -47,7 +48,7 @@ type client struct {
 	user         string
 	mode         config.PoolMode
 	pool         *pool.Pool
-	want         map[string]string // settings from the startup packet
+	startupSet   map[string]string // settings from the startup packet
 	keyPID       uint32
 	keySec       uint32
 	scratch      []byte // the client loop's buffer for message bodies
@@ -62,7 +63,7 @@ type client struct {
 	stmts map[string]*session.Statement
 	// Named Parses held back while no server connection was free, to be
 	// answered by pgpoolx at Sync or sent ahead of the batch's next message.
-	deferred []*session.Statement
+	deferred []stmtRef
 	preBuf   []byte // messages pgpoolx sends ahead of the client's
 	msgBuf   []byte // bodies the client loop reads whole
 	refBuf   []byte // rewritten Describe/Close bodies
@@ -71,14 +72,26 @@ type client struct {
 	// with an error: like the server, it then ignores messages up to Sync.
 	failing bool
 
-	mu         sync.Mutex // guards the fields below, shared with the relay
-	att        *attachment
-	track      session.Tracker
-	pin        string // why the client keeps its server connection, or ""
-	cancelling int    // cancel requests in flight for att
-	cancelDone *sync.Cond
-	stopping   bool // pgpoolx shuts down: close the client once it is idle
-	closed     bool
+	mu sync.Mutex // guards the fields below, shared with the relay
+	// want are the session settings (as pg_settings shows them) the
+	// client's transactions must run with: the baseline, its startup
+	// settings, and what its own SETs left. defaults are what RESET goes
+	// back to. Both maps are replaced, never modified.
+	want        map[string]string
+	defaults    map[string]string
+	att         *attachment
+	track       session.Tracker
+	pin         session.Reason // why the client keeps its server connection, or ""
+	pinnedAt    time.Time
+	pinTx       int    // transactions ended while pinned
+	dirty       bool   // the transaction under way may change session state
+	dirtyDigest string // digest of the statement that made it dirty
+	dirtyBytes  int
+	loaded      bool // the client ran LOAD: pinned for good
+	cancelling  int  // cancel requests in flight for att
+	cancelDone  *sync.Cond
+	stopping    bool // pgpoolx shuts down: close the client once it is idle
+	closed      bool
 }
 
 func newClient(s *Server, nc net.Conn, id uint64) *client {
@@ -195,11 +208,11 @@ func (c *client) startup(ctx context.Context) (bool, error) {
 	if !ok {
 		return false, fatalf(codeInvalidCatalogName, "database %q does not exist", c.db)
 	}
-	want, err := session.StartupSettings(params)
+	startup, err := session.StartupSettings(params)
 	if err != nil {
 		return false, fatalf(codeInvalidParameter, "%v", err)
 	}
-	c.want = want
+	c.startupSet = startup
 	c.mode = dbc.PoolMode
 	c.pool = c.srv.poolFor(c.db, dbc, c.user)
 	if err := c.srv.register(c); err != nil {
@@ -210,24 +223,21 @@ func (c *client) startup(ctx context.Context) (bool, error) {
 	// own spelling, with this client's settings applied. When none is free
 	// now, the pool's last known parameters serve: a client must be able
 	// to connect while others hold every server connection (pgbench opens
-	// its clients one by one on a single thread).
-	// Session mode needs its server connection now anyway.
-	a, err := c.attach(ctx, false, c.mode == config.PoolModeSession)
-	var report map[string]string
-	switch {
-	case err == nil:
-		report = a.srv.Params
-	case errors.Is(err, pool.ErrWouldWait) && c.pool.BaselineParams() != nil:
-		report = session.ReportedParams(c.pool.BaselineParams(), c.want)
-	default:
-		if errors.Is(err, pool.ErrWouldWait) {
-			a, err = c.attach(ctx, false, true)
+	// its clients one by one on a single thread). Session mode needs its
+	// server connection now anyway.
+	a, report, err := c.startSession(ctx, c.mode == config.PoolModeSession)
+	if errors.Is(err, pool.ErrWouldWait) {
+		if base, params := c.pool.Baseline(); params != nil {
+			c.want = session.Overlay(base, c.startupSet)
+			c.defaults = c.want
+			report, err = session.ReportedParams(params, c.startupSet), nil
+		} else {
+			a, report, err = c.startSession(ctx, true)
 		}
-		if err != nil {
-			c.srv.unregister(c)
-			return false, serverErrorFor(err, sevFatal, c.db)
-		}
-		report = a.srv.Params
+	}
+	if err != nil {
+		c.srv.unregister(c)
+		return false, serverErrorFor(err, sevFatal, c.db)
 	}
 	c.queue(&pgproto3.AuthenticationOk{})
 	for name, value := range report {
@@ -239,7 +249,7 @@ func (c *client) startup(ctx context.Context) (bool, error) {
 	err = c.w.Flush()
 	if a != nil {
 		if c.mode == config.PoolModeSession {
-			c.startRelay(a)
+			c.startRelay(ctx, a)
 		} else {
 			c.pool.Release(a.srv)
 		}
@@ -250,6 +260,44 @@ func (c *client) startup(ctx context.Context) (bool, error) {
 	}
 	c.log.Debug("client connected", zap.String("pool_mode", string(c.mode)))
 	return true, nil
+}
+
+// startSession takes a server connection (without waiting unless wait),
+// applies the client's startup settings to it and learns from the server
+// how they read back, which become the client's settings and defaults. It
+// returns the parameters to report to the client.
+func (c *client) startSession(ctx context.Context, wait bool) (*attachment, map[string]string, error) {
+	acquire := c.pool.TryAcquire
+	if wait {
+		acquire = c.pool.Acquire
+	}
+	srv, err := acquire(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	want := session.Overlay(srv.Baseline, c.startupSet)
+	if len(c.startupSet) > 0 || !maps.Equal(srv.Current, srv.Baseline) {
+		probe := session.NewProbe()
+		sctx, cancel := context.WithTimeout(ctx, c.srv.cfg.ConnectTimeout.D())
+		err := srv.Query(sctx, session.SyncSQL(want, srv.Current)+session.ProbeSQL(nil), probe.Row)
+		cancel()
+		if err != nil {
+			var se *pool.ServerError
+			if errors.As(err, &se) {
+				// A bad startup setting: the statement changed nothing.
+				c.pool.Release(srv)
+			} else {
+				c.pool.Destroy(srv, "applying client settings failed")
+			}
+			return nil, nil, err
+		}
+		want = probe.Settings
+		srv.Current = want
+	}
+	c.mu.Lock()
+	c.want, c.defaults = want, want
+	c.mu.Unlock()
+	return &attachment{srv: srv, done: make(chan struct{})}, srv.Params, nil
 }
 
 // readStartupPacket reads one length-prefixed packet without a type byte.

@@ -2,8 +2,8 @@ package proxy
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
-	"maps"
 	"time"
 
 	"go.uber.org/zap"
@@ -27,7 +27,10 @@ func (c *client) attach(ctx context.Context, relay, wait bool) (*attachment, err
 	if err != nil {
 		return nil, err
 	}
-	if sql := session.SyncSQL(c.want, srv.Applied, srv.Baseline); sql != "" {
+	c.mu.Lock()
+	want := c.want
+	c.mu.Unlock()
+	if sql := session.SyncSQL(want, srv.Current); sql != "" {
 		sctx, cancel := context.WithTimeout(ctx, c.srv.cfg.ConnectTimeout.D())
 		err := srv.Exec(sctx, sql)
 		cancel()
@@ -40,27 +43,27 @@ func (c *client) attach(ctx context.Context, relay, wait bool) (*attachment, err
 			}
 			return nil, err
 		}
-		srv.Applied = maps.Clone(c.want)
+		srv.Current = want
 	}
 	a := &attachment{srv: srv, done: make(chan struct{})}
 	if relay {
-		c.startRelay(a)
+		c.startRelay(ctx, a)
 	}
 	return a, nil
 }
 
-func (c *client) startRelay(a *attachment) {
+func (c *client) startRelay(ctx context.Context, a *attachment) {
 	c.mu.Lock()
 	c.att = a
 	c.mu.Unlock()
-	go c.relayServerToClient(a)
+	go c.relayServerToClient(ctx, a)
 }
 
 // relayServerToClient moves the server's replies to the client until the
 // client may give the server connection back (transaction mode: the
 // ReadyForQuery that leaves it idle with nothing in flight), or until one
 // side fails.
-func (c *client) relayServerToClient(a *attachment) {
+func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 	defer close(a.done)
 	srv := a.srv
 	fatal := false // the server sent a FATAL error: it is about to close
@@ -84,11 +87,18 @@ func (c *client) relayServerToClient(a *attachment) {
 		case wire.ParameterStatus:
 			body, err = srv.R.ReadBody(c.relayBuf[:0])
 			if err == nil {
-				err = recordParameterStatus(srv, body)
+				err = srv.RecordParameterStatus(body)
 			}
 		case wire.ErrorResponse:
 			body, err = srv.R.ReadBody(c.relayBuf[:0])
 			fatal = fatal || isFatal(body)
+		case wire.Notification:
+			// A notification the session sent itself carries its server
+			// pid; the client knows itself by the pid pgpoolx issued.
+			body, err = srv.R.ReadBody(c.relayBuf[:0])
+			if err == nil && len(body) >= 4 && binary.BigEndian.Uint32(body) == srv.PID {
+				binary.BigEndian.PutUint32(body, c.keyPID)
+			}
 		}
 		if err != nil {
 			c.serverLost(a, err, fatal)
@@ -100,11 +110,30 @@ func (c *client) relayServerToClient(a *attachment) {
 
 		c.mu.Lock()
 		forward := c.track.ServerSent(typ, status)
-		if typ == wire.ErrorResponse {
-			forgetFailedParses(srv, c.track.FailedParses())
+		switch typ {
+		case wire.ErrorResponse:
+			c.forgetFailedParsesLocked(srv, c.track.FailedParses())
+		case wire.ParameterStatus:
+			c.markDirtyLocked("", 0) // a reported setting changed, by whatever means
 		}
-		release := typ == wire.ReadyForQuery && c.track.Idle() && c.pin == "" &&
-			c.mode == config.PoolModeTransaction && c.att == a
+		idleNow := typ == wire.ReadyForQuery && c.track.Idle() && c.att == a &&
+			c.mode == config.PoolModeTransaction
+		var pending []byte // ParameterStatus messages the probe's fix-ups caused
+		if idleNow && c.dirty {
+			// Learn what the transaction left in the session before the
+			// client hears it is over, so its next transaction, wherever
+			// it runs, has it. c.mu stays held: the client loop must not
+			// write to srv meanwhile.
+			if pending, err = c.probeLocked(ctx, srv); err != nil {
+				c.mu.Unlock()
+				c.serverLost(a, err, fatal)
+				return
+			}
+		}
+		if idleNow && c.pin != "" {
+			c.pinTx++
+		}
+		release := idleNow && c.pin == ""
 		if release {
 			c.att = nil
 			for c.cancelling > 0 {
@@ -118,6 +147,9 @@ func (c *client) relayServerToClient(a *attachment) {
 
 		var werr, rerr error // failures of the client and of the server
 		c.wmu.Lock()
+		if pending != nil {
+			_, werr = c.w.Write(pending)
+		}
 		if forward {
 			if body != nil {
 				c.scratchRelay = wire.AppendHeader(c.scratchRelay[:0], typ, len(body))
@@ -165,31 +197,6 @@ func (c *client) relayServerToClient(a *attachment) {
 			return
 		}
 	}
-}
-
-// forgetFailedParses drops statements whose Parse the server refused or
-// skipped, so the next use prepares them again.
-func forgetFailedParses(srv *pool.Conn, names []string) {
-	for _, name := range names {
-		if name == "" {
-			srv.UnnamedToken = 0
-		} else {
-			delete(srv.Prepared, name)
-		}
-	}
-}
-
-// recordParameterStatus notes a reported parameter's new value on srv.
-func recordParameterStatus(srv *pool.Conn, body []byte) error {
-	name, rest, ok := wire.CString(body)
-	value, _, ok2 := wire.CString(rest)
-	if !ok || !ok2 {
-		return errors.New("malformed ParameterStatus from server")
-	}
-	if srv.Params[string(name)] != string(value) {
-		srv.Params[string(name)] = string(value)
-	}
-	return nil
 }
 
 // isFatal reports whether an ErrorResponse body has severity FATAL or PANIC.
@@ -246,7 +253,13 @@ func (c *client) finish(ctx context.Context) {
 		return
 	}
 	srv := a.srv
-	if !idle {
+	c.mu.Lock()
+	if c.pin != "" {
+		c.setPinLocked("", srv.PID) // the session ends, and its pin with it
+	}
+	loaded := c.loaded
+	c.mu.Unlock()
+	if !idle || loaded {
 		// Mid-transaction or mid-reply: closing the connection makes the
 		// server roll back and release the client's locks.
 		c.pool.Destroy(srv, "client left mid-transaction")
@@ -279,7 +292,7 @@ func (c *client) resetServer(ctx context.Context, srv *pool.Conn) error {
 			return err
 		}
 	}
-	clear(srv.Applied)
+	srv.Current = srv.Baseline
 	clear(srv.Prepared)
 	srv.UnnamedToken = 0
 	return nil
@@ -295,6 +308,18 @@ func (c *client) stopWhenIdle() {
 	if now {
 		c.sendFatal(fatalf(codeAdminShutdown, "terminating connection because pgpoolx is shutting down"))
 		c.netConn.Close()
+	}
+}
+
+// terminateIfBetweenMessages tells a client that waits for nothing from
+// its server (idle, or inside a transaction between statements) that it
+// is being disconnected; a client in the middle of a reply can only be cut.
+func (c *client) terminateIfBetweenMessages() {
+	c.mu.Lock()
+	safe := c.track.Pending() == 0
+	c.mu.Unlock()
+	if safe {
+		c.sendFatal(fatalf(codeAdminShutdown, "terminating connection because pgpoolx is shutting down (shutdown_timeout)"))
 	}
 }
 

@@ -238,6 +238,11 @@ func (s *Server) shutdown(cancelSessions context.CancelFunc) {
 		left := len(s.clients)
 		s.mu.Unlock()
 		s.log.Warn("shutdown timeout: closing clients still in a transaction", zap.Int("clients", left))
+		s.mu.Lock()
+		for _, c := range s.clients {
+			c.terminateIfBetweenMessages()
+		}
+		s.mu.Unlock()
 		cancelSessions() // every client's socket closes with its context
 		<-done
 	}

@@ -92,25 +92,21 @@ func ParseOptions(s string) (map[string]string, error) {
 	return set, nil
 }
 
-// SyncSQL returns the SQL that moves a server connection from the
-// settings applied on it to the ones a client wants, or "" when they
-// already agree (the common case costs nothing). applied and want map
-// lowercase names to values; a setting in applied but not in want goes
-// back to the baseline: its init-query value, or RESET.
-func SyncSQL(want, applied, baseline map[string]string) string {
+// SyncSQL returns the SQL that changes a server connection's session
+// settings from current to want, or "" when they already agree (the common
+// case costs nothing). Both map lowercase names to values as pg_settings
+// shows them (or as a client gave them at startup); a setting in current
+// but not in want goes back to the server default with RESET.
+func SyncSQL(want, current map[string]string) string {
 	var sets, resets []string
 	for k, v := range want {
-		if a, ok := applied[k]; !ok || a != v {
+		if c, ok := current[k]; !ok || c != v {
 			sets = append(sets, k)
 		}
 	}
-	for k := range applied {
+	for k := range current {
 		if _, ok := want[k]; !ok {
-			if _, inBase := baseline[k]; inBase {
-				sets = append(sets, k)
-			} else {
-				resets = append(resets, k)
-			}
+			resets = append(resets, k)
 		}
 	}
 	if len(sets) == 0 && len(resets) == 0 {
@@ -122,14 +118,10 @@ func SyncSQL(want, applied, baseline map[string]string) string {
 	if len(sets) > 0 {
 		b.WriteString("SELECT ")
 		for i, k := range sets {
-			v, ok := want[k]
-			if !ok {
-				v = baseline[k]
-			}
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			fmt.Fprintf(&b, "pg_catalog.set_config(%s, %s, false)", Literal(k), Literal(v))
+			fmt.Fprintf(&b, "pg_catalog.set_config(%s, %s, false)", Literal(k), Literal(want[k]))
 		}
 		b.WriteString(";")
 	}
@@ -137,6 +129,18 @@ func SyncSQL(want, applied, baseline map[string]string) string {
 		fmt.Fprintf(&b, "RESET %s;", Ident(k))
 	}
 	return b.String()
+}
+
+// Overlay returns base with over's entries on top, as a new map.
+func Overlay(base, over map[string]string) map[string]string {
+	out := make(map[string]string, len(base)+len(over))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range over {
+		out[k] = v
+	}
+	return out
 }
 
 // Literal quotes s as an escape string constant, which reads the same

@@ -57,28 +57,26 @@ func TestStartupSettings(t *testing.T) {
 
 func TestSyncSQL(t *testing.T) {
 	tests := []struct {
-		name                    string
-		want, applied, baseline map[string]string
-		sql                     string
+		name          string
+		want, current map[string]string
+		sql           string
 	}{
-		{"nothing to do", nil, nil, nil, ""},
-		{"already equal costs nothing", map[string]string{"a": "1"}, map[string]string{"a": "1"}, nil, ""},
-		{"set new", map[string]string{"application_name": "x"}, nil, nil,
+		{"nothing to do", nil, nil, ""},
+		{"already equal costs nothing", map[string]string{"a": "1"}, map[string]string{"a": "1"}, ""},
+		{"set new", map[string]string{"application_name": "x"}, nil,
 			"SELECT pg_catalog.set_config(E'application_name', E'x', false);"},
-		{"changed value", map[string]string{"a": "2"}, map[string]string{"a": "1"}, nil,
+		{"changed value", map[string]string{"a": "2"}, map[string]string{"a": "1"},
 			"SELECT pg_catalog.set_config(E'a', E'2', false);"},
-		{"reset to server default", nil, map[string]string{"search_path": "x"}, nil,
+		{"reset to server default", nil, map[string]string{"search_path": "x"},
 			`RESET "search_path";`},
-		{"back to init query value", nil, map[string]string{"statement_timeout": "1"}, map[string]string{"statement_timeout": "300000"},
-			"SELECT pg_catalog.set_config(E'statement_timeout', E'300000', false);"},
-		{"quotes and backslashes", map[string]string{"application_name": `it's \ me`}, nil, nil,
+		{"quotes and backslashes", map[string]string{"application_name": `it's \ me`}, nil,
 			`SELECT pg_catalog.set_config(E'application_name', E'it''s \\ me', false);`},
-		{"several, sorted", map[string]string{"b": "2", "a": "1"}, map[string]string{"c": "3", "my.x": "4"}, nil,
+		{"several, sorted", map[string]string{"b": "2", "a": "1"}, map[string]string{"c": "3", "my.x": "4"},
 			`SELECT pg_catalog.set_config(E'a', E'1', false), pg_catalog.set_config(E'b', E'2', false);RESET "c";RESET "my"."x";`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := SyncSQL(tt.want, tt.applied, tt.baseline); got != tt.sql {
+			if got := SyncSQL(tt.want, tt.current); got != tt.sql {
 				t.Errorf("got  %s\nwant %s", got, tt.sql)
 			}
 		})

@@ -15,13 +15,25 @@ type group struct {
 	// Parse and Close messages sent in this group, the client's and those
 	// pgpoolx put in, and how many of their replies came back. The server
 	// answers in order, so the n-th ParseComplete answers the n-th Parse.
-	parses       []string // server-side statement names, in order
+	parses       []ParseRef // in order
 	parsesSeen   int
 	closesSent   int
 	closesSeen   int
 	eatParses    []int // ordinals of ParseCompletes that are pgpoolx's
 	eatCloses    []int // ordinals of CloseCompletes that are pgpoolx's
 	failedParses int   // parses[failedParses:] died with an error
+}
+
+// ParseRef is one Parse sent to the server: the server-side statement
+// name ("" for the unnamed statement) and, for a client's own Parse (not
+// one pgpoolx put in), the client's name for it.
+type ParseRef struct {
+	Server   string
+	Client   string
+	Injected bool
+	// Duplicate marks a client's Parse of a name it already uses, sent so
+	// that the server refuses it; the statement itself stays.
+	Duplicate bool
 }
 
 // Tracker counts what a client has sent against what the server answered.
@@ -35,8 +47,8 @@ type Tracker struct {
 func NewTracker() Tracker { return Tracker{txStatus: wire.TxIdle} }
 
 // ClientSent records a message the client is about to send to the server.
-// For a Parse, stmt is the server-side name the statement is prepared as.
-func (t *Tracker) ClientSent(typ byte, stmt string) {
+// For a Parse, stmt says which statement it prepares.
+func (t *Tracker) ClientSent(typ byte, stmt ParseRef) {
 	switch typ {
 	case wire.CopyData, wire.CopyDone, wire.CopyFail, wire.Flush, wire.Terminate:
 		// Copy messages belong to the command already under way; a Flush
@@ -59,7 +71,7 @@ func (t *Tracker) ClientSent(typ byte, stmt string) {
 func (t *Tracker) InjectedParse(stmt string) {
 	g := t.open()
 	g.eatParses = append(g.eatParses, len(g.parses))
-	g.parses = append(g.parses, stmt)
+	g.parses = append(g.parses, ParseRef{Server: stmt, Injected: true})
 }
 
 // InjectedClose records a Close that pgpoolx sends on its own before the
@@ -128,10 +140,10 @@ func (t *Tracker) ServerSent(typ byte, txStatus byte) (forward bool) {
 	return true
 }
 
-// FailedParses returns the server-side names of statements whose Parse
-// the server skipped or refused in the current group after an error. Call
-// it after ServerSent returned for an ErrorResponse.
-func (t *Tracker) FailedParses() []string {
+// FailedParses returns the Parses the server skipped or refused in the
+// current group after an error. Call it after ServerSent returned for an
+// ErrorResponse.
+func (t *Tracker) FailedParses() []ParseRef {
 	if t.head == len(t.groups) {
 		return nil
 	}

@@ -106,7 +106,7 @@ func TestTracker(t *testing.T) {
 				case st.injectClose:
 					tr.InjectedClose()
 				case st.client != 0:
-					tr.ClientSent(st.client, st.stmt)
+					tr.ClientSent(st.client, ParseRef{Server: st.stmt})
 				default:
 					if got := tr.ServerSent(st.server, st.status); got != st.forward {
 						t.Fatalf("step %d: ServerSent(%q) forward = %v, want %v", i, st.server, got, st.forward)
@@ -127,10 +127,10 @@ func TestTracker(t *testing.T) {
 func TestTrackerNoAllocs(t *testing.T) {
 	tr := NewTracker()
 	allocs := testing.AllocsPerRun(100, func() {
-		tr.ClientSent(wire.Parse, "")
-		tr.ClientSent(wire.Bind, "")
-		tr.ClientSent(wire.Execute, "")
-		tr.ClientSent(wire.Sync, "")
+		tr.ClientSent(wire.Parse, ParseRef{})
+		tr.ClientSent(wire.Bind, ParseRef{})
+		tr.ClientSent(wire.Execute, ParseRef{})
+		tr.ClientSent(wire.Sync, ParseRef{})
 		tr.ServerSent('1', 0)
 		tr.ServerSent('2', 0)
 		tr.ServerSent('C', 0)
@@ -145,7 +145,7 @@ func BenchmarkTracker(b *testing.B) {
 	tr := NewTracker()
 	b.ReportAllocs()
 	for b.Loop() {
-		tr.ClientSent(wire.Query, "")
+		tr.ClientSent(wire.Query, ParseRef{})
 		tr.ServerSent('T', 0)
 		tr.ServerSent('D', 0)
 		tr.ServerSent('C', 0)
@@ -156,14 +156,14 @@ func BenchmarkTracker(b *testing.B) {
 func TestFailedParses(t *testing.T) {
 	tr := NewTracker()
 	for _, name := range []string{"a", "b", "c"} {
-		tr.ClientSent(wire.Parse, name)
+		tr.ClientSent(wire.Parse, ParseRef{Server: name})
 	}
-	tr.ClientSent(wire.Sync, "")
+	tr.ClientSent(wire.Sync, ParseRef{})
 	tr.ServerSent(wire.ParseComplete, 0)
 	tr.ServerSent(wire.ErrorResponse, 0) // b failed, c skipped
 	got := tr.FailedParses()
-	if len(got) != 2 || got[0] != "b" || got[1] != "c" {
-		t.Errorf("FailedParses() = %q, want [b c]", got)
+	if len(got) != 2 || got[0].Server != "b" || got[1].Server != "c" {
+		t.Errorf("FailedParses() = %v, want [b c]", got)
 	}
 	tr.ServerSent(wire.ReadyForQuery, wire.TxIdle)
 	if !tr.Idle() {

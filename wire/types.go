@@ -29,6 +29,7 @@ const (
 	ParseComplete   byte = '1'
 	CloseComplete   byte = '3'
 	BackendKeyData  byte = 'K'
+	DataRow         byte = 'D'
 )
 
 // Transaction status bytes carried by ReadyForQuery.

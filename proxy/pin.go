@@ -1,0 +1,92 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/pgpoolx/pgpoolx/pool"
+	"github.com/pgpoolx/pgpoolx/session"
+	"github.com/pgpoolx/pgpoolx/wire"
+)
+
+// pinUnknown is the reason logged when the session state could not be read.
+const pinUnknown session.Reason = "unknown_state"
+
+// markDirtyLocked notes that the transaction under way may change session
+// state, so it is probed when it ends. digest and queryBytes describe the
+// first statement that did it, for the pin log. Call with c.mu held.
+func (c *client) markDirtyLocked(digest string, queryBytes int) {
+	if !c.dirty || c.dirtyDigest == "" && digest != "" {
+		c.dirtyDigest, c.dirtyBytes = digest, queryBytes
+	}
+	c.dirty = true
+}
+
+// probeLocked asks srv what session state the client's transaction left,
+// takes its settings as the client's, and pins or unpins the client. It
+// returns ParameterStatus messages for the client when the probe's
+// fix-ups (RESET going back to the client's startup values) changed a
+// reported parameter. Call with c.mu held; only the relay may call it.
+func (c *client) probeLocked(ctx context.Context, srv *pool.Conn) ([]byte, error) {
+	before := make(map[string]string, len(srv.Params))
+	for k, v := range srv.Params {
+		before[k] = v
+	}
+	probe := session.NewProbe()
+	pctx, cancel := context.WithTimeout(ctx, c.srv.cfg.ConnectTimeout.D())
+	err := srv.Query(pctx, session.ProbeSQL(c.defaults), probe.Row)
+	cancel()
+	var reason session.Reason
+	var se *pool.ServerError
+	switch {
+	case errors.As(err, &se):
+		// The state is unknown: keep the client where it is.
+		c.log.Warn("session state probe failed", zap.Uint32("server_pid", srv.PID), zap.Error(err))
+		reason = pinUnknown
+	case err != nil:
+		return nil, err
+	default:
+		c.want = probe.Settings
+		srv.Current = probe.Settings
+		reason = probe.PinReason()
+	}
+	if c.loaded {
+		reason = session.PinLoad
+	}
+	c.setPinLocked(reason, srv.PID)
+	c.dirty, c.dirtyDigest, c.dirtyBytes = false, "", 0
+
+	var pending []byte
+	for k, v := range srv.Params {
+		if before[k] != v {
+			pending = wire.AppendParameterStatus(pending, k, v)
+		}
+	}
+	return pending, nil
+}
+
+// setPinLocked moves the client to pinned (reason not "") or unpinned,
+// logging each change once. Call with c.mu held.
+func (c *client) setPinLocked(reason session.Reason, serverPID uint32) {
+	switch {
+	case reason != "" && c.pin == "":
+		c.pin, c.pinnedAt, c.pinTx = reason, time.Now(), 0
+		c.log.Info("session pinned",
+			zap.String("reason", string(reason)),
+			zap.String("detail", reason.Detail()),
+			zap.String("digest", c.dirtyDigest),
+			zap.Int("query_bytes", c.dirtyBytes),
+			zap.Uint32("server_pid", serverPID),
+			zap.String("hint", reason.Hint()))
+	case reason == "" && c.pin != "":
+		c.log.Info("session unpinned",
+			zap.String("reason", string(c.pin)),
+			zap.Duration("pinned_for", time.Since(c.pinnedAt)),
+			zap.Int("transactions", c.pinTx),
+			zap.Uint32("server_pid", serverPID))
+		c.pin = ""
+	}
+}

@@ -1,0 +1,248 @@
+package proxy
+
+import (
+	"github.com/pgpoolx/pgpoolx/pool"
+	"github.com/pgpoolx/pgpoolx/session"
+	"github.com/pgpoolx/pgpoolx/wire"
+)
+
+// Prepared statements in transaction mode.
+//
+// A client's named statements are renamed to server-side names derived
+// from their text and parameter types (session.Statement), so clients that
+// prepare the same statement share one copy per server connection and two
+// clients' names never collide. When a client uses a statement on a server
+// connection that lacks it, pgpoolx sends a Parse first and eats its
+// ParseComplete (session.Tracker counts replies). The unnamed statement is
+// not renamed: a token tells whether the server connection still holds
+// this client's unnamed statement, and it is parsed again when not.
+
+// outMsg is what forward sends to the server for one client message:
+// a body read whole (and maybe rewritten), or a Bind whose statement name
+// is replaced while the rest streams, or (neither set) the message as it
+// came.
+type outMsg struct {
+	typ      byte
+	body     []byte // the whole body to send instead of streaming
+	prefix   []byte // Bind: the client's portal and statement names
+	portal   []byte // Bind: the portal name, kept
+	stmtName string // Bind: the server-side statement name to send
+}
+
+// stmtRef is what one client message does with prepared statements.
+type stmtRef struct {
+	stmt         *session.Statement // the client's named statement involved
+	parse        session.ParseRef   // for a Parse: what it prepares
+	newStmt      bool               // a Parse of a new named statement
+	dupStmt      bool               // a Parse of a name the client already uses
+	unnamedNew   bool               // a Parse of the unnamed statement
+	unnamedRef   bool               // a Bind or Describe of the unnamed statement
+	closeUnnamed bool               // a Close of the unnamed statement
+}
+
+// readStatementRef looks at the statement a Parse, Bind, Describe or Close
+// names and fills out with what to send instead of the client's bytes.
+func (c *client) readStatementRef(typ byte, n int, out *outMsg) (stmtRef, error) {
+	var ref stmtRef
+	switch typ {
+	case wire.Parse:
+		body, err := c.r.ReadBody(c.msgBuf[:0])
+		if err != nil {
+			return ref, err
+		}
+		c.msgBuf = body[:0]
+		name, rest, err := session.SplitParse(body)
+		if err != nil {
+			return ref, fatalf(codeProtocolViolation, "%v", err)
+		}
+		if len(name) == 0 {
+			c.unnamedParse = append(c.unnamedParse[:0], body...)
+			out.body = c.unnamedParse
+			ref.unnamedNew = true
+			return ref, nil
+		}
+		ref.parse.Client = string(name)
+		c.mu.Lock()
+		existing := c.stmts[ref.parse.Client]
+		if existing == nil {
+			ref.stmt = session.NewStatement(rest)
+			c.stmts[ref.parse.Client] = ref.stmt
+			ref.newStmt = true
+		} else {
+			// PostgreSQL refuses a Parse of a name in use; so will the
+			// server, asked to prepare the existing statement again.
+			ref.stmt, ref.dupStmt = existing, true
+		}
+		c.mu.Unlock()
+		ref.parse.Server = ref.stmt.ServerName
+		ref.parse.Duplicate = ref.dupStmt
+		out.body = ref.stmt.Parse
+	case wire.Bind:
+		head, err := c.r.Peek(512)
+		if err != nil {
+			return ref, err
+		}
+		portal, rest, ok := wire.CString(head)
+		if !ok {
+			return ref, nil
+		}
+		name, _, ok := wire.CString(rest)
+		switch {
+		case !ok:
+		case len(name) == 0:
+			ref.unnamedRef = true
+		default:
+			c.mu.Lock()
+			ref.stmt = c.stmts[string(name)]
+			c.mu.Unlock()
+			if ref.stmt != nil {
+				out.prefix = head[:len(portal)+1+len(name)+1]
+				out.portal = portal
+				out.stmtName = ref.stmt.ServerName
+			}
+		}
+	case wire.Describe, wire.Close:
+		if n > 1024 {
+			return ref, nil // no name pgpoolx knows: pass it on
+		}
+		body, err := c.r.ReadBody(c.msgBuf[:0])
+		if err != nil {
+			return ref, err
+		}
+		c.msgBuf = body[:0]
+		out.body = body
+		if len(body) < 2 || body[0] != 'S' {
+			return ref, nil // a portal: nothing to rewrite
+		}
+		name, _, ok := wire.CString(body[1:])
+		switch {
+		case !ok:
+		case len(name) == 0 && typ == wire.Describe:
+			ref.unnamedRef = true
+		case len(name) == 0:
+			ref.closeUnnamed = true
+		case typ == wire.Describe:
+			c.mu.Lock()
+			ref.stmt = c.stmts[string(name)]
+			c.mu.Unlock()
+			if ref.stmt != nil {
+				out.body = appendStmtRef(c.refBuf[:0], 'S', ref.stmt.ServerName)
+				c.refBuf = out.body[:0]
+			}
+		default:
+			// The server-side statement may be shared: forget only the
+			// client's name, but let the server answer in order.
+			c.mu.Lock()
+			delete(c.stmts, string(name))
+			c.mu.Unlock()
+			out.body = appendStmtRef(c.refBuf[:0], 'S', session.ClosedName)
+			c.refBuf = out.body[:0]
+		}
+	}
+	return ref, nil
+}
+
+// statementAheadLocked appends to pre what srv needs before the message
+// described by ref, and updates what srv and the client hold. Call with
+// c.mu held.
+func (c *client) statementAheadLocked(pre []byte, srv *pool.Conn, typ byte, ref *stmtRef, out *outMsg) []byte {
+	switch {
+	case ref.unnamedNew:
+		c.unnamedToken = c.srv.unnamedTokens.Add(1)
+		srv.UnnamedToken = c.unnamedToken
+	case ref.closeUnnamed:
+		c.unnamedToken = 0
+		srv.UnnamedToken = 0
+	case ref.unnamedRef && c.unnamedToken != 0 && srv.UnnamedToken != c.unnamedToken:
+		pre = appendMsg(pre, wire.Parse, c.unnamedParse)
+		c.track.InjectedParse("")
+		srv.UnnamedToken = c.unnamedToken
+	case ref.unnamedRef && c.unnamedToken == 0 && srv.UnnamedToken != 0:
+		// The server's unnamed statement is another client's: drop it, so
+		// this client gets "does not exist" as it would from PostgreSQL.
+		pre = appendCloseStatement(pre, "")
+		c.track.InjectedClose()
+		srv.UnnamedToken = 0
+	case ref.newStmt:
+		if _, ok := srv.Prepared[ref.stmt.ServerName]; ok {
+			// Shared and already there: prepare it afresh, so the client's
+			// Parse really runs and can fail as it would.
+			pre = appendCloseStatement(pre, ref.stmt.ServerName)
+			c.track.InjectedClose()
+		}
+		srv.Prepared[ref.stmt.ServerName] = struct{}{}
+	case ref.stmt != nil:
+		if _, ok := srv.Prepared[ref.stmt.ServerName]; !ok {
+			pre = appendMsg(pre, wire.Parse, ref.stmt.Parse)
+			c.track.InjectedParse(ref.stmt.ServerName)
+			srv.Prepared[ref.stmt.ServerName] = struct{}{}
+		}
+	case typ == wire.Query:
+		srv.UnnamedToken = 0 // a simple query drops the unnamed statement
+	}
+	return pre
+}
+
+// sendParseLocked appends a client's held-back Parse (see forward) for srv.
+// Call with c.mu held.
+func (c *client) sendParseLocked(pre []byte, srv *pool.Conn, d stmtRef) []byte {
+	if _, ok := srv.Prepared[d.stmt.ServerName]; ok {
+		pre = appendCloseStatement(pre, d.stmt.ServerName)
+		c.track.InjectedClose()
+	}
+	pre = appendMsg(pre, wire.Parse, d.stmt.Parse)
+	c.track.ClientSent(wire.Parse, d.parse)
+	srv.Prepared[d.stmt.ServerName] = struct{}{}
+	return pre
+}
+
+// forgetFailedParsesLocked undoes what pgpoolx recorded for Parses the
+// server refused or skipped: the server does not have those statements,
+// and a client's own refused Parse leaves the client without it, as
+// PostgreSQL would. Call with c.mu held.
+func (c *client) forgetFailedParsesLocked(srv *pool.Conn, refs []session.ParseRef) {
+	for _, r := range refs {
+		switch {
+		case r.Duplicate:
+			// The statement was there: the server refused the name.
+		case r.Server == "":
+			srv.UnnamedToken = 0
+			if !r.Injected {
+				c.unnamedToken = 0
+			}
+		default:
+			delete(srv.Prepared, r.Server)
+			if st := c.stmts[r.Client]; !r.Injected && st != nil && st.ServerName == r.Server {
+				delete(c.stmts, r.Client)
+			}
+		}
+	}
+}
+
+// answerDeferred answers a Sync that ends a batch of held-back Parses.
+func (c *client) answerDeferred() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	for range c.deferred {
+		c.w.Write([]byte{wire.ParseComplete, 0, 0, 0, 4})
+	}
+	c.deferred = c.deferred[:0]
+	c.w.Write([]byte{wire.ReadyForQuery, 0, 0, 0, 5, wire.TxIdle})
+	return c.w.Flush()
+}
+
+// appendStmtRef appends a Describe/Close body naming a statement or portal.
+func appendStmtRef(dst []byte, kind byte, name string) []byte {
+	return append(append(append(dst, kind), name...), 0)
+}
+
+// appendCloseStatement appends a Close message for a prepared statement.
+func appendCloseStatement(dst []byte, name string) []byte {
+	dst = wire.AppendHeader(dst, wire.Close, len(name)+2)
+	return append(append(append(dst, 'S'), name...), 0)
+}
+
+// appendMsg appends a whole message.
+func appendMsg(dst []byte, typ byte, body []byte) []byte {
+	return append(wire.AppendHeader(dst, typ, len(body)), body...)
+}
