@@ -81,61 +81,33 @@ func (c *client) forward(ctx context.Context, typ byte, n int) error {
 		}
 	}
 
-	c.mu.Lock()
-	a := c.att
-	c.mu.Unlock()
-	if a == nil {
-		switch {
-		case typ == wire.CopyData || typ == wire.CopyDone || typ == wire.CopyFail || typ == wire.Flush && len(c.deferred) == 0:
-			// Outside a COPY the server ignores these; with no server
-			// connection held there is nothing to flush.
-			return c.r.Skip()
-		case typ == wire.Sync && len(c.deferred) > 0:
-			// A batch of named Parses alone: answer it here. Each statement
-			// is prepared on a server connection when first used.
-			return c.answerDeferred()
-		case ref.newStmt && len(c.deferred) > 0:
-			c.deferred = append(c.deferred, ref)
-			return nil
-		}
-		var err error
-		a, err = c.attach(ctx, true, !ref.newStmt)
-		if errors.Is(err, pool.ErrWouldWait) {
-			// Waiting for a server here could deadlock a client that drives
-			// many connections from one thread (pgbench): PQprepare blocks
-			// it while its other connections hold every server connection.
-			c.deferred = append(c.deferred, ref)
-			return nil
-		}
-		if err != nil {
-			// The batch fails here: the Parses in it never happened.
-			c.mu.Lock()
-			for _, d := range append(c.deferred, ref) {
-				if d.newStmt && c.stmts[d.parse.Client] == d.stmt {
-					delete(c.stmts, d.parse.Client)
-				}
-			}
-			c.mu.Unlock()
-			c.deferred = c.deferred[:0]
-			if err := c.r.Skip(); err != nil {
+	// Hold a server connection, and keep c.mu from the moment it is
+	// checked until the message is recorded: the relay may give the
+	// connection back at any ReadyForQuery (a COPY that failed while the
+	// client still sends data), and nothing may reach it after that.
+	var a *attachment
+	for {
+		c.mu.Lock()
+		a = c.att
+		c.mu.Unlock()
+		if a == nil {
+			var handled bool
+			var err error
+			if a, handled, err = c.takeServer(ctx, typ, ref); handled || err != nil {
 				return err
 			}
-			ce := serverErrorFor(err, sevError, c.db)
-			c.log.Warn("no server connection for client", zap.String("sqlstate", ce.code), zap.Error(err))
-			switch typ {
-			case wire.Query, wire.FunctionCall, wire.Sync:
-				return c.sendError(ce, true)
-			}
-			c.failing = true
-			return c.sendError(ce, false)
 		}
+		c.mu.Lock()
+		if c.att == a {
+			break
+		}
+		c.mu.Unlock()
 	}
 	srv := a.srv
 
 	// Decide what goes ahead of the message, and record it all before
 	// writing, so the relay never sees a reply it cannot place.
 	pre := c.preBuf[:0]
-	c.mu.Lock()
 	for _, d := range c.deferred {
 		pre = c.sendParseLocked(pre, srv, d)
 	}
@@ -155,6 +127,56 @@ func (c *client) forward(ctx context.Context, typ byte, n int) error {
 		return nil
 	}
 	return err
+}
+
+// takeServer gets the client a server connection for a message that
+// finds it holding none. handled means the message needed none after all
+// (it was skipped, held back or answered) or failed and was answered.
+func (c *client) takeServer(ctx context.Context, typ byte, ref stmtRef) (a *attachment, handled bool, err error) {
+	switch {
+	case typ == wire.CopyData || typ == wire.CopyDone || typ == wire.CopyFail || typ == wire.Flush && len(c.deferred) == 0:
+		// Outside a COPY the server ignores these; with no server
+		// connection held there is nothing to flush.
+		return nil, true, c.r.Skip()
+	case typ == wire.Sync && len(c.deferred) > 0:
+		// A batch of named Parses alone: answer it here. Each statement
+		// is prepared on a server connection when first used.
+		return nil, true, c.answerDeferred()
+	case ref.newStmt && len(c.deferred) > 0:
+		c.deferred = append(c.deferred, ref)
+		return nil, true, nil
+	}
+	a, err = c.attach(ctx, true, !ref.newStmt)
+	if errors.Is(err, pool.ErrWouldWait) {
+		// Waiting for a server here could deadlock a client that drives
+		// many connections from one thread (pgbench): PQprepare blocks it
+		// while its other connections hold every server connection.
+		c.deferred = append(c.deferred, ref)
+		return nil, true, nil
+	}
+	if err == nil {
+		return a, false, nil
+	}
+	// The batch fails here: the Parses in it never happened.
+	c.mu.Lock()
+	for _, d := range append(c.deferred, ref) {
+		if d.newStmt && c.stmts[d.parse.Client] == d.stmt {
+			delete(c.stmts, d.parse.Client)
+		}
+	}
+	c.mu.Unlock()
+	c.deferred = c.deferred[:0]
+	if err := c.r.Skip(); err != nil {
+		return nil, true, err
+	}
+	ce := serverErrorFor(err, sevError, c.db)
+	c.log.Warn("no server connection for client", zap.String("sqlstate", ce.code), zap.Error(err))
+	switch typ {
+	case wire.Query, wire.FunctionCall, wire.Sync:
+		return nil, true, c.sendError(ce, true)
+	}
+	c.failing = true
+	return nil, true, c.sendError(ce, false)
 }
 
 // writeToServer writes what pgpoolx puts first (a Close, a Parse), then the

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const goodConfig = `listen: 127.0.0.1:0
+databases:
+  appdb:
+    host: 127.0.0.1
+    pool_size: 5
+`
+
+// badConfig has three problems at once: an unknown key, a pool size out of
+// range and a log level that does not exist.
+const badConfig = `listen: 127.0.0.1:6432
+colour: blue
+log:
+  level: loud
+databases:
+  appdb:
+    host: 127.0.0.1
+    pool_size: -1
+`
+
+func TestRun(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	good := write("good.yaml", goodConfig)
+	bad := write("bad.yaml", badConfig)
+	missing := filepath.Join(dir, "missing.yaml")
+	badProblems := []string{
+		"colour: unknown key",
+		"log.level: must be one of debug, info, warn, error",
+		"databases.appdb.pool_size: must be from 1 to 10000",
+	}
+
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		wantErr    bool
+		wantStdout string   // exact
+		wantStderr []string // each must appear
+	}{
+		{name: "version", args: []string{"-version"}, wantStdout: "pgpoolx dev\n"},
+		{name: "version with double dash", args: []string{"--version"}, wantStdout: "pgpoolx dev\n"},
+		{name: "check good", args: []string{"check", "-config", good}, wantStdout: good + ": OK\n"},
+		{name: "check good with --config", args: []string{"check", "--config", good}, wantStdout: good + ": OK\n"},
+		{name: "check good with -config=", args: []string{"check", "-config=" + good}, wantStdout: good + ": OK\n"},
+		{
+			name: "check bad", args: []string{"check", "-config", bad}, wantErr: true,
+			wantStderr: append([]string{bad + ":"}, badProblems...),
+		},
+		{
+			name: "check bad with --config", args: []string{"check", "--config", bad}, wantErr: true,
+			wantStderr: badProblems,
+		},
+		{
+			name: "check missing file", args: []string{"check", "-config", missing}, wantErr: true,
+			wantStderr: []string{"missing.yaml", "no such file"},
+		},
+		{
+			name: "check without -config", args: []string{"check"}, wantErr: true,
+			wantStderr: []string{"usage: pgpoolx check -config FILE"},
+		},
+		{
+			name: "check with an unknown flag", args: []string{"check", "-nope"}, wantErr: true,
+			wantStderr: []string{"flag provided but not defined: -nope"},
+		},
+		{
+			name: "run without -config", args: nil, wantErr: true,
+			wantStderr: []string{"Usage:", "pgpoolx -config FILE", "-config file"},
+		},
+		{
+			name: "run with a stray argument", args: []string{"-config", good, "extra"}, wantErr: true,
+			wantStderr: []string{"Usage:"},
+		},
+		{
+			name: "run with an unknown flag", args: []string{"-nope"}, wantErr: true,
+			wantStderr: []string{"flag provided but not defined: -nope", "Usage:"},
+		},
+		{name: "help", args: []string{"-h"}, wantStderr: []string{"Usage:"}},
+		{
+			name: "run with a bad config", args: []string{"-config", bad}, wantErr: true,
+			wantStderr: badProblems,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(t.Context(), tc.args, &stdout, &stderr)
+			if tc.wantErr != (err != nil) {
+				t.Fatalf("run(%q) = %v, want error: %v\nstderr:\n%s", tc.args, err, tc.wantErr, &stderr)
+			}
+			if err != nil && !errors.Is(err, errReported) {
+				// main would print it; everything above reports its own.
+				t.Errorf("run(%q) = %v, want the problem reported already", tc.args, err)
+			}
+			if stdout.String() != tc.wantStdout {
+				t.Errorf("stdout %q, want %q", stdout.String(), tc.wantStdout)
+			}
+			for _, want := range tc.wantStderr {
+				if !strings.Contains(stderr.String(), want) {
+					t.Errorf("stderr lacks %q:\n%s", want, &stderr)
+				}
+			}
+			if len(tc.wantStderr) == 0 && stderr.Len() != 0 {
+				t.Errorf("stderr %q, want nothing", &stderr)
+			}
+		})
+	}
+}
+
+// TestRunServesUntilCancelled: with a good config, run listens, and returns
+// nil when its context ends, as it does on SIGTERM.
+func TestRunServesUntilCancelled(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pgpoolx.yaml")
+	if err := os.WriteFile(path, []byte(goodConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stdout, stderr lockedBuffer
+	ready := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- runWithReady(ctx, []string{"-config", path}, &stdout, &stderr, func(a net.Addr) { ready <- a })
+	}()
+	var addr net.Addr
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("run returned before listening: %v\n%s", err, stderr.String())
+	}
+	conn, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	conn.Close()
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run = %v after cancel, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run still serving 10s after its context ended")
+	}
+	for _, want := range []string{`"msg":"listening"`, `"addr":"` + addr.String() + `"`, `"msg":"stopped"`} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, stderr.String())
+		}
+	}
+	if stdout.String() != "" {
+		t.Errorf("stdout %q, want nothing", stdout.String())
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
