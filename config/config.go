@@ -29,6 +29,7 @@ type Config struct {
 	MaxClientConn int      `yaml:"max_client_conn"`
 	Log           Log      `yaml:"log"`
 	Auth          Auth     `yaml:"auth"`
+	Pinning       Pinning  `yaml:"pinning"`
 
 	ConnectTimeout     Duration `yaml:"connect_timeout"`
 	AcquireTimeout     Duration `yaml:"acquire_timeout"`
@@ -51,6 +52,17 @@ type Log struct {
 type Auth struct {
 	Type  string           `yaml:"type"`
 	Users map[string]*User `yaml:"users"`
+}
+
+// Pinning configures how pgpoolx analyses statements for session state.
+type Pinning struct {
+	// MaxQueryBytes is the longest query text pgpoolx reads whole and
+	// analyses; a longer one is passed through unread and the session
+	// state is checked on the server after its transaction instead.
+	MaxQueryBytes int `yaml:"max_query_bytes"`
+	// RDSProxyReport logs, once per distinct statement digest, what AWS RDS
+	// Proxy would pin the session for.
+	RDSProxyReport bool `yaml:"rds_proxy_report"`
 }
 
 // User is one client credential.

@@ -430,6 +430,60 @@ auth:
 			message: "must be one of transaction, session",
 		},
 		{
+			name:    "unknown key under pinning",
+			yaml:    "pinning: {max_query_byte: 5}\n" + minimal,
+			path:    "pinning.max_query_byte",
+			message: "unknown key (did you mean max_query_bytes?)",
+		},
+		{
+			name:    "pinning.max_query_bytes just too small",
+			yaml:    "pinning:\n  max_query_bytes: 1023\n" + minimal,
+			path:    "pinning.max_query_bytes",
+			message: "must be from 1024 to 1073741824",
+		},
+		{
+			name:    "pinning.max_query_bytes negative",
+			yaml:    "pinning:\n  max_query_bytes: -1\n" + minimal,
+			path:    "pinning.max_query_bytes",
+			message: "must be from 1024 to 1073741824",
+		},
+		{
+			name:    "pinning.max_query_bytes just too big",
+			yaml:    "pinning:\n  max_query_bytes: 1073741825\n" + minimal,
+			path:    "pinning.max_query_bytes",
+			message: "must be from 1024 to 1073741824",
+		},
+		{
+			name:    "pinning.max_query_bytes far too big",
+			yaml:    "pinning:\n  max_query_bytes: 9223372036854775807\n" + minimal,
+			path:    "pinning.max_query_bytes",
+			message: "must be from 1024 to 1073741824",
+		},
+		{
+			name:    "pinning.max_query_bytes with a unit",
+			yaml:    "pinning:\n  max_query_bytes: 1MiB\n" + minimal,
+			path:    "pinning.max_query_bytes",
+			message: "line 2: expected a whole number",
+		},
+		{
+			name:    "pinning.rds_proxy_report not a boolean",
+			yaml:    "pinning:\n  rds_proxy_report: sometimes\n" + minimal,
+			path:    "pinning.rds_proxy_report",
+			message: "line 2: expected true or false",
+		},
+		{
+			name:    "pinning.rds_proxy_report as a list",
+			yaml:    "pinning:\n  rds_proxy_report: [true]\n" + minimal,
+			path:    "pinning.rds_proxy_report",
+			message: "line 2: expected a single value, found a list",
+		},
+		{
+			name:    "pinning as a value",
+			yaml:    "pinning: on\n" + minimal,
+			path:    "pinning",
+			message: "line 1: expected a mapping of keys to values, found a single value",
+		},
+		{
 			name:    "connect_timeout 0",
 			yaml:    "connect_timeout: 0\n" + minimal,
 			path:    "connect_timeout",
@@ -537,6 +591,8 @@ func TestParseNeverRepeatsSecrets(t *testing.T) {
 		{"bad integer", "max_client_conn: ${SECRET}\n" + minimal},
 		{"bad pool mode", "pool_mode: ${SECRET}\n" + minimal},
 		{"bad listen", "listen: ${SECRET}\n" + minimal},
+		{"bad max_query_bytes", "pinning:\n  max_query_bytes: ${SECRET}\n" + minimal},
+		{"bad rds_proxy_report", "pinning:\n  rds_proxy_report: ${SECRET}\n" + minimal},
 		{"md5 hash for scram", "auth:\n  type: scram-sha-256\n  users:\n    app:\n      password: md5" + strings.Repeat("ab", 16) + "\n" + minimal},
 		{"broken reference in password", "auth:\n  type: md5\n  users:\n    app:\n      password: " + secret + "${x\n" + minimal},
 		{"bad name in password", "auth:\n  type: md5\n  users:\n    app:\n      password: ${" + secret + "}\n" + minimal},
@@ -560,6 +616,7 @@ func TestParseDefaults(t *testing.T) {
 		MaxClientConn:      10000,
 		Log:                config.Log{Level: "info", Format: "json"},
 		Auth:               config.Auth{Type: config.AuthTrust},
+		Pinning:            config.Pinning{MaxQueryBytes: 1048576, RDSProxyReport: false},
 		ConnectTimeout:     config.Duration(5 * time.Second),
 		AcquireTimeout:     config.Duration(30 * time.Second),
 		ServerIdleTimeout:  config.Duration(10 * time.Minute),
@@ -601,6 +658,7 @@ listen: 0.0.0.0:7432
 pool_mode: session
 max_client_conn: 50
 log: {level: debug, format: console}
+pinning: {max_query_bytes: 4096, rds_proxy_report: true}
 connect_timeout: 1s
 acquire_timeout: 2s
 server_idle_timeout: 0
@@ -631,6 +689,7 @@ databases:
 	}
 	if c.Listen != "0.0.0.0:7432" || c.PoolMode != config.PoolModeSession || c.MaxClientConn != 50 ||
 		c.Log != (config.Log{Level: "debug", Format: "console"}) ||
+		c.Pinning != (config.Pinning{MaxQueryBytes: 4096, RDSProxyReport: true}) ||
 		c.ConnectTimeout.D() != time.Second || c.AcquireTimeout.D() != 2*time.Second ||
 		c.ClientLoginTimeout.D() != 3*time.Second || c.ShutdownTimeout.D() != 4*time.Second {
 		t.Errorf("top-level values not kept: %+v", c)
@@ -639,6 +698,36 @@ databases:
 		PoolSize: 7, PoolMode: config.PoolModeTransaction, InitQuery: "SET search_path TO app"}
 	if got := *c.Databases["appdb"]; got != wantDB {
 		t.Errorf("database = %+v, want %+v", got, wantDB)
+	}
+}
+
+func TestParsePinning(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string // the pinning section, or nothing
+		env  []string
+		want config.Pinning
+	}{
+		{"absent", "", nil, config.Pinning{MaxQueryBytes: 1 << 20}},
+		{"empty section", "pinning:\n", nil, config.Pinning{MaxQueryBytes: 1 << 20}},
+		{"empty mapping", "pinning: {}\n", nil, config.Pinning{MaxQueryBytes: 1 << 20}},
+		{"null values", "pinning:\n  max_query_bytes: ~\n  rds_proxy_report: ~\n", nil, config.Pinning{MaxQueryBytes: 1 << 20}},
+		{"zero takes the default", "pinning:\n  max_query_bytes: 0\n", nil, config.Pinning{MaxQueryBytes: 1 << 20}},
+		{"explicit", "pinning:\n  max_query_bytes: 65536\n  rds_proxy_report: true\n", nil, config.Pinning{MaxQueryBytes: 65536, RDSProxyReport: true}},
+		{"lowest", "pinning:\n  max_query_bytes: 1024\n", nil, config.Pinning{MaxQueryBytes: 1024}},
+		{"highest", "pinning:\n  max_query_bytes: 1073741824\n", nil, config.Pinning{MaxQueryBytes: 1 << 30}},
+		{"explicit false", "pinning:\n  rds_proxy_report: false\n", nil, config.Pinning{MaxQueryBytes: 1 << 20}},
+		{"yes", "pinning:\n  rds_proxy_report: yes\n", nil, config.Pinning{MaxQueryBytes: 1 << 20, RDSProxyReport: true}},
+		{"quoted", "pinning:\n  max_query_bytes: \"2048\"\n  rds_proxy_report: \"True\"\n", nil, config.Pinning{MaxQueryBytes: 2048, RDSProxyReport: true}},
+		{"from the environment", "pinning:\n  max_query_bytes: ${MQB}\n  rds_proxy_report: ${RPR}\n", []string{"MQB", "8192", "RPR", "true"}, config.Pinning{MaxQueryBytes: 8192, RDSProxyReport: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustParse(t, tt.yaml+minimal, env(tt.env...))
+			if c.Pinning != tt.want {
+				t.Errorf("pinning = %+v, want %+v", c.Pinning, tt.want)
+			}
+		})
 	}
 }
 
@@ -837,6 +926,7 @@ func TestValidateWithoutDefaults(t *testing.T) {
 	}
 	for _, want := range []string{"listen", "max_client_conn", "log.level", "log.format", "auth.type",
 		"connect_timeout", "acquire_timeout", "client_login_timeout", "shutdown_timeout",
+		"pinning.max_query_bytes",
 		"databases.appdb.host", "databases.appdb.port", "databases.appdb.pool_size", "databases.appdb.pool_mode"} {
 		if !paths[want] {
 			t.Errorf("no problem at %s; got:\n%v", want, err)
@@ -916,6 +1006,7 @@ func FuzzParse(f *testing.F) {
 		"a: &a [*a]\nlisten: *a\n",
 		"--- 1\n--- 2\n",
 		"databases: {a: {host: x, port: 99999999999999999999}}",
+		"pinning: {max_query_bytes: ${SECRET}, rds_proxy_report: ${SECRET}}\n" + minimal,
 	} {
 		f.Add([]byte(s))
 	}

@@ -20,6 +20,7 @@ const (
 	defaultShutdownTimeout    = Duration(30 * time.Second)
 	defaultPort               = 5432
 	defaultPoolSize           = 20
+	defaultMaxQueryBytes      = 1 << 20 // 1 MiB
 )
 
 // applyDefaults fills in what the file left out. Strings and numbers take
@@ -47,6 +48,10 @@ func applyDefaults(c *Config, present func(path string) bool) {
 	if c.Auth.Type == "" {
 		c.Auth.Type = defaultAuthType
 	}
+	if c.Pinning.MaxQueryBytes == 0 {
+		c.Pinning.MaxQueryBytes = defaultMaxQueryBytes
+	}
+	// Pinning.RDSProxyReport defaults to false, its zero value.
 
 	durations := []struct {
 		path string

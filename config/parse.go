@@ -159,6 +159,16 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		default:
 			v.SetInt(i)
 		}
+	case reflect.Bool:
+		if n = d.scalar(n, path); n == nil {
+			return
+		}
+		b, ok := parseBool(n.Value)
+		if !ok {
+			d.problems.addf(path, "line %d: expected true or false", n.Line)
+			return
+		}
+		v.SetBool(b)
 	default:
 		// Not used by Config today; a field of a new kind would land here
 		// until the walker learns it.
@@ -169,6 +179,20 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 			d.problems.addf(path, "line %d: invalid value", n.Line)
 		}
 	}
+}
+
+// parseBool reads a boolean: true or false, or YAML 1.1's yes/no and on/off,
+// in lower, title or upper case. It reads the value after environment
+// expansion, so "${FLAG}" works too (yaml.v3's own decoding would refuse the
+// expanded string).
+func parseBool(s string) (value, ok bool) {
+	switch strings.TrimSpace(s) {
+	case "true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON":
+		return true, true
+	case "false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF":
+		return false, true
+	}
+	return false, false
 }
 
 // scalar returns n with environment references expanded, or nil (after

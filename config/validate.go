@@ -14,6 +14,14 @@ const AdminDatabase = "pgpoolx"
 
 const maxPoolSize = 10000
 
+// The bounds of pinning.max_query_bytes: below 1 KiB ordinary statements
+// would go unanalysed, and 1 GiB is about the largest message PostgreSQL
+// accepts.
+const (
+	minMaxQueryBytes = 1 << 10
+	maxMaxQueryBytes = 1 << 30
+)
+
 // Validate checks a configuration whose defaults have been applied (Parse
 // does both) and returns a *Problems naming every problem by its YAML key
 // path, or nil.
@@ -34,6 +42,10 @@ func (c *Config) Validate() error {
 	checkOneOf(&p, "log.format", c.Log.Format, "json", "console")
 	if checkOneOf(&p, "auth.type", c.Auth.Type, AuthTrust, AuthMD5, AuthSCRAM) && c.Auth.Type != AuthTrust {
 		c.validateUsers(&p)
+	}
+
+	if c.Pinning.MaxQueryBytes < minMaxQueryBytes || c.Pinning.MaxQueryBytes > maxMaxQueryBytes {
+		p.addf("pinning.max_query_bytes", "must be from %d to %d", minMaxQueryBytes, maxMaxQueryBytes)
 	}
 
 	for _, t := range []struct {

@@ -57,8 +57,8 @@ type client struct {
 
 	// The unnamed statement the client last prepared, to re-create it on
 	// another server connection (pgx's describe-then-execute needs it).
-	unnamedParse []byte
-	unnamedToken uint64
+	unnamedParse  []byte
+	unnamedEffect session.Effect
 	// The client's named prepared statements, by the client's names.
 	stmts map[string]*session.Statement
 	// Named Parses held back while no server connection was free, to be
@@ -88,10 +88,14 @@ type client struct {
 	dirtyDigest string // digest of the statement that made it dirty
 	dirtyBytes  int
 	loaded      bool // the client ran LOAD: pinned for good
-	cancelling  int  // cancel requests in flight for att
-	cancelDone  *sync.Cond
-	stopping    bool // pgpoolx shuts down: close the client once it is idle
-	closed      bool
+	// dropStatements: the client ran DISCARD ALL or DEALLOCATE ALL, so the
+	// server and the client lost every prepared statement.
+	dropStatements bool
+	unnamedToken   uint64 // which unnamed statement is the client's (stmt.go)
+	cancelling     int    // cancel requests in flight for att
+	cancelDone     *sync.Cond
+	stopping       bool // pgpoolx shuts down: close the client once it is idle
+	closed         bool
 }
 
 func newClient(s *Server, nc net.Conn, id uint64) *client {

@@ -56,6 +56,14 @@ func (c *client) probeLocked(ctx context.Context, srv *pool.Conn) ([]byte, error
 	if c.loaded {
 		reason = session.PinLoad
 	}
+	if c.dropStatements {
+		// DISCARD ALL or DEALLOCATE ALL: the server has no prepared
+		// statements left, and neither has the client.
+		clear(srv.Prepared)
+		clear(c.stmts)
+		srv.UnnamedToken, c.unnamedToken = 0, 0
+		c.dropStatements = false
+	}
 	c.setPinLocked(reason, srv.PID)
 	c.dirty, c.dirtyDigest, c.dirtyBytes = false, "", 0
 

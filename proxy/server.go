@@ -15,6 +15,7 @@ import (
 
 	"github.com/pgpoolx/pgpoolx/auth"
 	"github.com/pgpoolx/pgpoolx/config"
+	"github.com/pgpoolx/pgpoolx/pinning"
 	"github.com/pgpoolx/pgpoolx/pool"
 )
 
@@ -32,6 +33,7 @@ type Server struct {
 	secrets map[string]auth.Secret // client credentials by user name
 
 	mu       sync.Mutex
+	rdsSeen  map[string]struct{} // digests already reported as RDS Proxy pins
 	pools    map[poolKey]*pool.Pool
 	clients  map[uint32]*client // by the process id pgpoolx issued
 	nextID   uint64
@@ -159,6 +161,30 @@ func (s *Server) lookup(pid uint32) *client {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.clients[pid]
+}
+
+// maxRDSDigests bounds the digests remembered for the RDS Proxy report.
+const maxRDSDigests = 10000
+
+// reportRDSProxy logs, once per digest, that AWS RDS Proxy would pin a
+// session running this statement.
+func (s *Server) reportRDSProxy(log *zap.Logger, digest string, r pinning.Reason) {
+	s.mu.Lock()
+	_, seen := s.rdsSeen[digest]
+	if !seen && len(s.rdsSeen) < maxRDSDigests {
+		if s.rdsSeen == nil {
+			s.rdsSeen = map[string]struct{}{}
+		}
+		s.rdsSeen[digest] = struct{}{}
+	}
+	s.mu.Unlock()
+	if !seen {
+		log.Info("would pin on rds proxy",
+			zap.String("reason", r.Code),
+			zap.String("detail", r.Detail),
+			zap.String("digest", digest),
+			zap.String("hint", r.Hint))
+	}
 }
 
 // poolFor returns the pool of server connections for a client of database

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"github.com/pgpoolx/pgpoolx/pinning"
 	"github.com/pgpoolx/pgpoolx/pool"
 	"github.com/pgpoolx/pgpoolx/session"
 	"github.com/pgpoolx/pgpoolx/wire"
@@ -38,6 +39,12 @@ type stmtRef struct {
 	unnamedNew   bool               // a Parse of the unnamed statement
 	unnamedRef   bool               // a Bind or Describe of the unnamed statement
 	closeUnnamed bool               // a Close of the unnamed statement
+
+	// What the message does to session state, with the digest and size of
+	// the statement that does it, for the pin log.
+	effect     session.Effect
+	digest     string
+	queryBytes int
 }
 
 // readStatementRef looks at the statement a Parse, Bind, Describe or Close
@@ -45,6 +52,21 @@ type stmtRef struct {
 func (c *client) readStatementRef(typ byte, n int, out *outMsg) (stmtRef, error) {
 	var ref stmtRef
 	switch typ {
+	case wire.Query:
+		if n > c.srv.cfg.Pinning.MaxQueryBytes {
+			// Too long to analyse: it streams through, and the probe at
+			// the end of its transaction finds what it did.
+			ref.effect, ref.queryBytes = session.Effect{Changes: true}, n
+			return ref, nil
+		}
+		body, err := c.r.ReadBody(c.msgBuf[:0])
+		if err != nil {
+			return ref, err
+		}
+		c.msgBuf = body[:0]
+		out.body = body
+		sql, _, _ := wire.CString(body)
+		c.analyze(string(sql), &ref)
 	case wire.Parse:
 		body, err := c.r.ReadBody(c.msgBuf[:0])
 		if err != nil {
@@ -55,17 +77,20 @@ func (c *client) readStatementRef(typ byte, n int, out *outMsg) (stmtRef, error)
 		if err != nil {
 			return ref, fatalf(codeProtocolViolation, "%v", err)
 		}
+		query, _, _ := wire.CString(rest)
+		c.analyze(string(query), &ref)
 		if len(name) == 0 {
 			c.unnamedParse = append(c.unnamedParse[:0], body...)
 			out.body = c.unnamedParse
 			ref.unnamedNew = true
+			c.unnamedEffect = ref.effect
 			return ref, nil
 		}
 		ref.parse.Client = string(name)
 		c.mu.Lock()
 		existing := c.stmts[ref.parse.Client]
 		if existing == nil {
-			ref.stmt = session.NewStatement(rest)
+			ref.stmt = session.NewStatement(rest, ref.effect)
 			c.stmts[ref.parse.Client] = ref.stmt
 			ref.newStmt = true
 		} else {
@@ -150,6 +175,7 @@ func (c *client) statementAheadLocked(pre []byte, srv *pool.Conn, typ byte, ref 
 	case ref.unnamedNew:
 		c.unnamedToken = c.srv.unnamedTokens.Add(1)
 		srv.UnnamedToken = c.unnamedToken
+		ref.effect = session.Effect{} // it runs at Bind, not here
 	case ref.closeUnnamed:
 		c.unnamedToken = 0
 		srv.UnnamedToken = 0
@@ -180,7 +206,46 @@ func (c *client) statementAheadLocked(pre []byte, srv *pool.Conn, typ byte, ref 
 	case typ == wire.Query:
 		srv.UnnamedToken = 0 // a simple query drops the unnamed statement
 	}
+	if typ == wire.Bind {
+		// A statement changes session state when it runs, not when parsed.
+		switch {
+		case ref.stmt != nil:
+			ref.effect = ref.stmt.Effect
+		case ref.unnamedRef:
+			ref.effect = c.unnamedEffect
+		}
+	} else if typ == wire.Parse {
+		ref.effect = session.Effect{}
+	}
+	if ref.effect.Changes {
+		c.markDirtyLocked(ref.digest, ref.queryBytes)
+		c.loaded = c.loaded || ref.effect.Load
+		c.dropStatements = c.dropStatements || ref.effect.DropsStatements
+	}
 	return pre
+}
+
+// analyze classifies the statements of sql and notes in ref what they do
+// to session state, and logs what RDS Proxy would pin for if asked to.
+func (c *client) analyze(sql string, ref *stmtRef) {
+	c.mu.Lock()
+	syntax := pinning.Syntax{StandardConformingStringsOff: c.want["standard_conforming_strings"] == "off"}
+	c.mu.Unlock()
+	rds := c.srv.cfg.Pinning.RDSProxyReport
+	for st := range syntax.Analyze(sql) {
+		e := session.EffectOf(st)
+		if e.Changes && !ref.effect.Changes {
+			ref.digest, ref.queryBytes = syntax.Digest(st.Text), len(sql)
+		}
+		ref.effect.Changes = ref.effect.Changes || e.Changes
+		ref.effect.Load = ref.effect.Load || e.Load
+		ref.effect.DropsStatements = ref.effect.DropsStatements || e.DropsStatements
+		if rds {
+			if r := pinning.RDSProxyReason(st, len(sql)); r.Code != "" {
+				c.srv.reportRDSProxy(c.log, syntax.Digest(st.Text), r)
+			}
+		}
+	}
 }
 
 // sendParseLocked appends a client's held-back Parse (see forward) for srv.

@@ -18,6 +18,8 @@ type Statement struct {
 	// Parse is the body of a Parse message that prepares the statement
 	// under ServerName. It is never modified.
 	Parse []byte
+	// Effect is what running the statement does to session state.
+	Effect Effect
 }
 
 // serverNamePrefix marks statements pgpoolx prepared on a server.
@@ -43,10 +45,10 @@ func SplitParse(body []byte) (name, rest []byte, err error) {
 
 // NewStatement makes the server-side form of a statement from the part of
 // a Parse body after the name.
-func NewStatement(rest []byte) *Statement {
+func NewStatement(rest []byte, effect Effect) *Statement {
 	sum := sha256.Sum256(rest)
 	name := serverNamePrefix + hex.EncodeToString(sum[:12])
 	parse := make([]byte, 0, len(name)+1+len(rest))
 	parse = append(append(append(parse, name...), 0), rest...)
-	return &Statement{ServerName: name, Parse: parse}
+	return &Statement{ServerName: name, Parse: parse, Effect: effect}
 }
