@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"unsafe"
+
 	"github.com/pgpoolx/pgpoolx/pinning"
 	"github.com/pgpoolx/pgpoolx/pool"
 	"github.com/pgpoolx/pgpoolx/session"
@@ -66,7 +68,7 @@ func (c *client) readStatementRef(typ byte, n int, out *outMsg) (stmtRef, error)
 		c.msgBuf = body[:0]
 		out.body = body
 		sql, _, _ := wire.CString(body)
-		c.analyze(string(sql), &ref)
+		c.analyze(unsafeString(sql), &ref)
 	case wire.Parse:
 		body, err := c.r.ReadBody(c.msgBuf[:0])
 		if err != nil {
@@ -78,7 +80,7 @@ func (c *client) readStatementRef(typ byte, n int, out *outMsg) (stmtRef, error)
 			return ref, fatalf(codeProtocolViolation, "%v", err)
 		}
 		query, _, _ := wire.CString(rest)
-		c.analyze(string(query), &ref)
+		c.analyze(unsafeString(query), &ref)
 		if len(name) == 0 {
 			c.unnamedParse = append(c.unnamedParse[:0], body...)
 			out.body = c.unnamedParse
@@ -224,6 +226,11 @@ func (c *client) statementAheadLocked(pre []byte, srv *pool.Conn, typ byte, ref 
 	}
 	return pre
 }
+
+// unsafeString views b as a string without copying it, for analyze, which
+// keeps nothing of its input (digests are new strings): the hot path reads
+// every simple query and must not copy it again.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // analyze classifies the statements of sql and notes in ref what they do
 // to session state, and logs what RDS Proxy would pin for if asked to.
