@@ -81,6 +81,12 @@ func (c *client) forward(ctx context.Context, typ byte, n int) error {
 		}
 	}
 
+	if len(ref.deallocate) > 0 {
+		if answered, err := c.answerDeallocate(ref.deallocate); answered || err != nil {
+			return err
+		}
+	}
+
 	// Hold a server connection, and keep c.mu from the moment it is
 	// checked until the message is recorded: the relay may give the
 	// connection back at any ReadyForQuery (a COPY that failed while the

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"strings"
 	"unsafe"
 
 	"github.com/pgpoolx/pgpoolx/pinning"
@@ -47,6 +48,8 @@ type stmtRef struct {
 	effect     session.Effect
 	digest     string
 	queryBytes int
+	// deallocate lists the names of a query made only of DEALLOCATE name.
+	deallocate []string
 }
 
 // readStatementRef looks at the statement a Parse, Bind, Describe or Close
@@ -68,7 +71,7 @@ func (c *client) readStatementRef(typ byte, n int, out *outMsg) (stmtRef, error)
 		c.msgBuf = body[:0]
 		out.body = body
 		sql, _, _ := wire.CString(body)
-		c.analyze(unsafeString(sql), &ref)
+		ref.deallocate = c.analyze(unsafeString(sql), &ref)
 	case wire.Parse:
 		body, err := c.r.ReadBody(c.msgBuf[:0])
 		if err != nil {
@@ -81,6 +84,7 @@ func (c *client) readStatementRef(typ byte, n int, out *outMsg) (stmtRef, error)
 		}
 		query, _, _ := wire.CString(rest)
 		c.analyze(unsafeString(query), &ref)
+		ref.effect.DropsStatements = false // DISCARD ALL as a prepared statement: rare enough
 		if len(name) == 0 {
 			c.unnamedParse = append(c.unnamedParse[:0], body...)
 			out.body = c.unnamedParse
@@ -234,7 +238,9 @@ func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), l
 
 // analyze classifies the statements of sql and notes in ref what they do
 // to session state, and logs what RDS Proxy would pin for if asked to.
-func (c *client) analyze(sql string, ref *stmtRef) {
+// When sql is nothing but DEALLOCATE name statements, it returns the names.
+func (c *client) analyze(sql string, ref *stmtRef) (deallocate []string) {
+	onlyDeallocate := true
 	c.mu.Lock()
 	syntax := pinning.Syntax{StandardConformingStringsOff: c.want["standard_conforming_strings"] == "off"}
 	c.mu.Unlock()
@@ -252,7 +258,50 @@ func (c *client) analyze(sql string, ref *stmtRef) {
 				c.srv.reportRDSProxy(c.log, syntax.Digest(st.Text), r)
 			}
 		}
+		if st.Kind == pinning.Deallocate && onlyDeallocate {
+			deallocate = append(deallocate, strings.Clone(st.Name))
+		} else {
+			onlyDeallocate = false
+		}
 	}
+	if !onlyDeallocate {
+		return nil
+	}
+	return deallocate
+}
+
+// answerDeallocate answers a simple query made of DEALLOCATE statements of
+// the client's protocol-level prepared statements (ActiveRecord evicts its
+// statement cache so), which exist on servers under other names and may be
+// shared: the client forgets them and pgpoolx answers as PostgreSQL would.
+// It answers only between statements, when no reply is under way, and
+// returns false when the query must go to the server instead.
+func (c *client) answerDeallocate(names []string) (bool, error) {
+	c.mu.Lock()
+	status := c.track.TxStatus()
+	if !c.track.StartsGroup() || c.track.Pending() > 0 || status == wire.TxFailed {
+		c.mu.Unlock()
+		return false, nil
+	}
+	for _, name := range names {
+		if c.stmts[name] == nil {
+			c.mu.Unlock()
+			return false, nil
+		}
+	}
+	for _, name := range names {
+		delete(c.stmts, name)
+	}
+	c.mu.Unlock()
+
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	for range names {
+		c.w.Write(wire.AppendHeader(c.scratch[:0], wire.CommandComplete, len("DEALLOCATE")+1))
+		c.w.WriteString("DEALLOCATE\x00")
+	}
+	c.w.Write([]byte{wire.ReadyForQuery, 0, 0, 0, 5, status})
+	return true, c.w.Flush()
 }
 
 // sendParseLocked appends a client's held-back Parse (see forward) for srv.

@@ -30,6 +30,7 @@ const (
 	CloseComplete   byte = '3'
 	BackendKeyData  byte = 'K'
 	DataRow         byte = 'D'
+	CommandComplete byte = 'C'
 )
 
 // Transaction status bytes carried by ReadyForQuery.
