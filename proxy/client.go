@@ -77,8 +77,13 @@ type client struct {
 	// client's transactions must run with: the baseline, its startup
 	// settings, and what its own SETs left. defaults are what RESET goes
 	// back to. Both maps are replaced, never modified.
-	want        map[string]string
-	defaults    map[string]string
+	want     map[string]string
+	defaults map[string]string
+	// custom are the custom settings ("myapp.tenant") the client has
+	// touched; PostgreSQL does not list them, so the probe asks by name.
+	custom map[string]struct{}
+	// reported are the parameter values the client was last told.
+	reported    map[string]string
 	att         *attachment
 	track       session.Tracker
 	pin         session.Reason // why the client keeps its server connection, or ""
@@ -110,6 +115,7 @@ func newClient(s *Server, nc net.Conn, id uint64) *client {
 		log:     s.log.Named("client").With(zap.Uint64("client_id", id)),
 		track:   session.NewTracker(),
 		stmts:   map[string]*session.Statement{},
+		custom:  map[string]struct{}{},
 	}
 	c.cancelDone = sync.NewCond(&c.mu)
 	return c
@@ -231,7 +237,7 @@ func (c *client) startup(ctx context.Context) (bool, error) {
 	// server connection now anyway.
 	a, report, err := c.startSession(ctx, c.mode == config.PoolModeSession)
 	if errors.Is(err, pool.ErrWouldWait) {
-		if base, params := c.pool.Baseline(); params != nil {
+		if base, params := c.pool.Baseline(); params != nil && !session.SpelledByServerOnly(c.startupSet) {
 			c.want = session.Overlay(base, c.startupSet)
 			c.defaults = c.want
 			report, err = session.ReportedParams(params, c.startupSet), nil
@@ -244,6 +250,9 @@ func (c *client) startup(ctx context.Context) (bool, error) {
 		return false, serverErrorFor(err, sevFatal, c.db)
 	}
 	c.queue(&pgproto3.AuthenticationOk{})
+	c.mu.Lock()
+	c.reported = maps.Clone(report)
+	c.mu.Unlock()
 	for name, value := range report {
 		c.scratch = wire.AppendParameterStatus(c.scratch[:0], name, value)
 		c.w.Write(c.scratch)
@@ -283,7 +292,15 @@ func (c *client) startSession(ctx context.Context, wait bool) (*attachment, map[
 	if len(c.startupSet) > 0 || !maps.Equal(srv.Current, srv.Baseline) {
 		probe := session.NewProbe()
 		sctx, cancel := context.WithTimeout(ctx, c.srv.cfg.ConnectTimeout.D())
-		err := srv.Query(sctx, session.SyncSQL(want, srv.Current)+session.ProbeSQL(nil), probe.Row)
+		c.mu.Lock()
+		for k := range c.startupSet {
+			if session.IsCustom(k) {
+				c.custom[k] = struct{}{}
+			}
+		}
+		custom := c.customNamesLocked(srv)
+		c.mu.Unlock()
+		err := srv.Query(sctx, session.SyncSQL(want, srv.Current)+session.ProbeSQL(nil, custom), probe.Row)
 		cancel()
 		if err != nil {
 			var se *pool.ServerError

@@ -31,13 +31,9 @@ func (c *client) markDirtyLocked(digest string, queryBytes int) {
 // fix-ups (RESET going back to the client's startup values) changed a
 // reported parameter. Call with c.mu held; only the relay may call it.
 func (c *client) probeLocked(ctx context.Context, srv *pool.Conn) ([]byte, error) {
-	before := make(map[string]string, len(srv.Params))
-	for k, v := range srv.Params {
-		before[k] = v
-	}
 	probe := session.NewProbe()
 	pctx, cancel := context.WithTimeout(ctx, c.srv.cfg.ConnectTimeout.D())
-	err := srv.Query(pctx, session.ProbeSQL(c.defaults), probe.Row)
+	err := srv.Query(pctx, session.ProbeSQL(c.defaults, c.customNamesLocked(srv)), probe.Row)
 	cancel()
 	var reason session.Reason
 	var se *pool.ServerError
@@ -67,13 +63,36 @@ func (c *client) probeLocked(ctx context.Context, srv *pool.Conn) ([]byte, error
 	c.setPinLocked(reason, srv.PID)
 	c.dirty, c.dirtyDigest, c.dirtyBytes = false, "", 0
 
-	var pending []byte
+	return c.reportChangesLocked(nil, srv), nil
+}
+
+// reportChangesLocked appends a ParameterStatus for every reported
+// parameter whose value on srv is not what the client was last told, and
+// notes it as told: the client's view always matches the server its
+// transactions run on. Call with c.mu held.
+func (c *client) reportChangesLocked(dst []byte, srv *pool.Conn) []byte {
 	for k, v := range srv.Params {
-		if before[k] != v {
-			pending = wire.AppendParameterStatus(pending, k, v)
+		if told, ok := c.reported[k]; !ok || told != v {
+			dst = wire.AppendParameterStatus(dst, k, v)
+			c.reported[k] = v
 		}
 	}
-	return pending, nil
+	return dst
+}
+
+// customNamesLocked lists the custom settings a probe of srv must read:
+// those the client touched and those srv has. Call with c.mu held.
+func (c *client) customNamesLocked(srv *pool.Conn) []string {
+	var names []string
+	for k := range c.custom {
+		names = append(names, k)
+	}
+	for k := range srv.Current {
+		if session.IsCustom(k) {
+			names = append(names, k)
+		}
+	}
+	return names
 }
 
 // setPinLocked moves the client to pinned (reason not "") or unpinned,

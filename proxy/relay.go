@@ -44,6 +44,17 @@ func (c *client) attach(ctx context.Context, relay, wait bool) (*attachment, err
 			return nil, err
 		}
 		srv.Current = want
+		// The client hears of any reported value that now differs from
+		// what it was told (it connected while no server connection was
+		// free, or a setting reads back in the server's spelling).
+		c.mu.Lock()
+		ps := c.reportChangesLocked(nil, srv)
+		c.mu.Unlock()
+		if ps != nil {
+			c.wmu.Lock()
+			c.w.Write(ps)
+			c.wmu.Unlock()
+		}
 	}
 	a := &attachment{srv: srv, done: make(chan struct{})}
 	if relay {
@@ -115,6 +126,11 @@ func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 			c.forgetFailedParsesLocked(srv, c.track.FailedParses())
 		case wire.ParameterStatus:
 			c.markDirtyLocked("", 0) // a reported setting changed, by whatever means
+			if name, rest, ok := wire.CString(body); ok {
+				if value, _, ok := wire.CString(rest); ok {
+					c.reported[string(name)] = string(value)
+				}
+			}
 		}
 		idleNow := typ == wire.ReadyForQuery && c.track.Idle() && c.att == a &&
 			c.mode == config.PoolModeTransaction

@@ -247,6 +247,7 @@ func (c *client) analyze(sql string, ref *stmtRef) (deallocate []string) {
 	rds := c.srv.cfg.Pinning.RDSProxyReport
 	for st := range syntax.Analyze(sql) {
 		e := session.EffectOf(st)
+		c.noteCustomSettings(st)
 		if e.Changes && !ref.effect.Changes {
 			ref.digest, ref.queryBytes = syntax.Digest(st.Text), len(sql)
 		}
@@ -268,6 +269,32 @@ func (c *client) analyze(sql string, ref *stmtRef) (deallocate []string) {
 		return nil
 	}
 	return deallocate
+}
+
+// noteCustomSettings remembers the custom settings a statement names, so
+// the probe reads them. A set_config whose name is not a literal cannot be
+// followed.
+func (c *client) noteCustomSettings(st pinning.Statement) {
+	var names []string
+	switch st.Kind {
+	case pinning.Set, pinning.SetLocal, pinning.Reset:
+		if session.IsCustom(st.Name) {
+			names = append(names, st.Name)
+		}
+	}
+	for _, sc := range st.SetConfigs {
+		if session.IsCustom(sc.Name) {
+			names = append(names, sc.Name)
+		}
+	}
+	if names == nil {
+		return
+	}
+	c.mu.Lock()
+	for _, n := range names {
+		c.custom[strings.Clone(n)] = struct{}{}
+	}
+	c.mu.Unlock()
 }
 
 // answerDeallocate answers a simple query made of DEALLOCATE statements of

@@ -12,39 +12,73 @@ import (
 // functions, set_config): the settings changed in this session, and the
 // counts of the kinds of state that cannot move to another connection.
 //
-// Rows are (name, value): settings by lowercase name, and the counters
-// under names that start with '#', which no setting does.
-const probeSQL = `SELECT lower(name), setting FROM pg_catalog.pg_settings WHERE source = 'session'` +
-	` UNION ALL SELECT '#locks', count(*)::text FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid()` +
-	` UNION ALL SELECT '#listen', count(*)::text FROM pg_catalog.pg_listening_channels()` +
-	` UNION ALL SELECT '#temp', count(*)::text FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema()` +
-	` UNION ALL SELECT '#cursors', count(*)::text FROM pg_catalog.pg_cursors WHERE is_holdable` +
-	` UNION ALL SELECT '#prepared', count(*)::text FROM pg_catalog.pg_prepared_statements WHERE from_sql` +
-	` UNION ALL SELECT '#role', (pg_catalog.current_setting('role') <> 'none' OR session_user <> (SELECT usename FROM pg_catalog.pg_stat_activity WHERE pid = pg_catalog.pg_backend_pid()))::int::text`
+// Rows are (probeMark, name, value): settings by lowercase name, and the
+// counters under names that start with '#', which no setting does. The
+// mark tells them from rows of statements sent in the same query.
+const probeMark = "pgpoolx.probe"
+
+const probeSQL = `SELECT 'pgpoolx.probe', lower(name), setting FROM pg_catalog.pg_settings WHERE source = 'session'` +
+	` UNION ALL SELECT 'pgpoolx.probe', '#locks', count(*)::text FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid()` +
+	` UNION ALL SELECT 'pgpoolx.probe', '#listen', count(*)::text FROM pg_catalog.pg_listening_channels()` +
+	` UNION ALL SELECT 'pgpoolx.probe', '#temp', count(*)::text FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema()` +
+	` UNION ALL SELECT 'pgpoolx.probe', '#cursors', count(*)::text FROM pg_catalog.pg_cursors WHERE is_holdable` +
+	` UNION ALL SELECT 'pgpoolx.probe', '#prepared', count(*)::text FROM pg_catalog.pg_prepared_statements WHERE from_sql` +
+	` UNION ALL SELECT 'pgpoolx.probe', '#role', (pg_catalog.current_setting('role') <> 'none' OR session_user <> (SELECT usename FROM pg_catalog.pg_stat_activity WHERE pid = pg_catalog.pg_backend_pid()))::int::text`
+
+// IsCustom reports whether a setting name is a custom (extension or
+// application) setting such as "myapp.tenant". PostgreSQL lists those in
+// pg_settings only once a module defines them, so the probe asks for each
+// one it knows of by name.
+func IsCustom(name string) bool { return strings.Contains(name, ".") }
 
 // ProbeSQL returns the probe. defaults are the settings a RESET must go
 // back to for this client (its startup settings and the baseline): any of
 // them that is no longer set in the session (a RESET, RESET ALL or
 // DISCARD ALL took it back to the server default) is set again first.
-func ProbeSQL(defaults map[string]string) string {
-	if len(defaults) == 0 {
-		return probeSQL
-	}
-	names := make([]string, 0, len(defaults))
+// custom names the custom settings to read besides pg_settings.
+func ProbeSQL(defaults map[string]string, custom []string) string {
+	var plain, dotted []string
 	for k := range defaults {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	var b strings.Builder
-	b.WriteString("SELECT pg_catalog.set_config(f.name, f.value, false) FROM (VALUES ")
-	for i, k := range names {
-		if i > 0 {
-			b.WriteString(", ")
+		if IsCustom(k) {
+			dotted = append(dotted, k)
+		} else {
+			plain = append(plain, k)
 		}
-		b.WriteString("(" + Literal(k) + ", " + Literal(defaults[k]) + ")")
 	}
-	b.WriteString(") AS f(name, value) JOIN pg_catalog.pg_settings s ON lower(s.name) = f.name WHERE s.source <> 'session'; ")
+	slices.Sort(plain)
+	slices.Sort(dotted)
+	var b strings.Builder
+	values := func(names []string, vals map[string]string) {
+		for i, k := range names {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(" + Literal(k))
+			if vals != nil {
+				b.WriteString(", " + Literal(vals[k]))
+			}
+			b.WriteString(")")
+		}
+	}
+	if len(plain) > 0 {
+		b.WriteString("SELECT pg_catalog.set_config(f.name, f.value, false) FROM (VALUES ")
+		values(plain, defaults)
+		b.WriteString(") AS f(name, value) JOIN pg_catalog.pg_settings s ON lower(s.name) = f.name WHERE s.source <> 'session'; ")
+	}
+	if len(dotted) > 0 {
+		b.WriteString("SELECT pg_catalog.set_config(f.name, f.value, false) FROM (VALUES ")
+		values(dotted, defaults)
+		b.WriteString(") AS f(name, value) WHERE coalesce(pg_catalog.current_setting(f.name, true), '') = ''; ")
+	}
 	b.WriteString(probeSQL)
+	if len(custom) > 0 {
+		custom = slices.Clone(custom)
+		slices.Sort(custom)
+		custom = slices.Compact(custom)
+		b.WriteString(" UNION ALL SELECT 'pgpoolx.probe', c.name, pg_catalog.current_setting(c.name, true) FROM (VALUES ")
+		values(custom, nil)
+		b.WriteString(") AS c(name) WHERE coalesce(pg_catalog.current_setting(c.name, true), '') <> ''")
+	}
 	return b.String()
 }
 
@@ -62,13 +96,13 @@ type Probe struct {
 // NewProbe returns an empty probe to feed rows to.
 func NewProbe() *Probe { return &Probe{Settings: map[string]string{}} }
 
-// Row records one row of the probe's answer. Rows of the fix-up statement
-// (one column) are ignored.
+// Row records one row of the probe's answer. Rows of other statements in
+// the same query (fix-ups, settings) are ignored.
 func (p *Probe) Row(values [][]byte) {
-	if len(values) != 2 || values[0] == nil {
+	if len(values) != 3 || string(values[0]) != probeMark || values[1] == nil {
 		return
 	}
-	name, value := string(values[0]), string(values[1])
+	name, value := string(values[1]), string(values[2])
 	if !strings.HasPrefix(name, "#") {
 		p.Settings[name] = value
 		return

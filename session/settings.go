@@ -116,14 +116,15 @@ func SyncSQL(want, current map[string]string) string {
 	slices.Sort(resets)
 	var b strings.Builder
 	if len(sets) > 0 {
-		b.WriteString("SELECT ")
+		// No columns: nothing of it can be taken for a probe's row.
+		b.WriteString("SELECT FROM (SELECT ")
 		for i, k := range sets {
 			if i > 0 {
 				b.WriteString(", ")
 			}
 			fmt.Fprintf(&b, "pg_catalog.set_config(%s, %s, false)", Literal(k), Literal(want[k]))
 		}
-		b.WriteString(";")
+		b.WriteString(") AS s;")
 	}
 	for _, k := range resets {
 		fmt.Fprintf(&b, "RESET %s;", Ident(k))
@@ -162,28 +163,90 @@ func Ident(s string) string {
 }
 
 // ReportedParams returns the parameters to report to a client whose
-// settings are want, from those of a server connection at baseline. It
-// serves when no server connection can apply the settings right now.
+// startup settings are want, from those of a server connection at
+// baseline, spelled as the server would. It serves when no server
+// connection can apply the settings right now; SpelledByServerOnly says
+// when it cannot.
 func ReportedParams(baseline, want map[string]string) map[string]string {
 	out := make(map[string]string, len(baseline))
 	for name, value := range baseline {
 		if v, ok := want[strings.ToLower(name)]; ok {
-			value = v
-			if strings.EqualFold(name, "client_encoding") {
-				value = canonicalEncoding(v)
-			}
+			value = canonicalValue(strings.ToLower(name), v, value)
 		}
 		out[name] = value
 	}
 	return out
 }
 
-// canonicalEncoding spells an encoding name as the server reports it, for
-// the names clients commonly send.
-func canonicalEncoding(s string) string {
-	n := strings.ToUpper(strings.NewReplacer("-", "", "_", "").Replace(s))
-	if n == "UNICODE" {
-		return "UTF8"
+// SpelledByServerOnly reports whether want holds a reported setting whose
+// server spelling pgpoolx cannot work out alone (TimeZone: the time zone
+// database knows the case of its names).
+func SpelledByServerOnly(want map[string]string) bool {
+	_, tz := want["timezone"]
+	return tz
+}
+
+// canonicalValue spells a reported setting's value v as the server reports
+// it, for those whose spelling pgpoolx can work out; old is the value it
+// replaces.
+func canonicalValue(name, v, old string) string {
+	switch name {
+	case "datestyle":
+		return canonicalDateStyle(v, old)
+	case "client_encoding":
+		n := strings.ToUpper(strings.NewReplacer("-", "", "_", "").Replace(v))
+		if n == "UNICODE" {
+			return "UTF8"
+		}
+		return n
+	case "intervalstyle":
+		return strings.ToLower(v)
+	case "standard_conforming_strings", "default_transaction_read_only":
+		switch strings.ToLower(v) {
+		case "on", "true", "yes", "1", "t", "y":
+			return "on"
+		case "off", "false", "no", "0", "f", "n":
+			return "off"
+		}
 	}
-	return n
+	return v
+}
+
+// canonicalDateStyle spells a DateStyle value as PostgreSQL reports it
+// ("ISO, MDY"): a style and a field order, each kept from old when v does
+// not give it. Values it does not understand are returned unchanged.
+func canonicalDateStyle(v, old string) string {
+	style, order := "", ""
+	if s, o, ok := strings.Cut(old, ", "); ok {
+		style, order = s, o
+	}
+	newOrder := false
+	for _, w := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+		switch strings.ToLower(w) {
+		case "iso":
+			style = "ISO"
+		case "sql":
+			style = "SQL"
+		case "postgres":
+			style = "Postgres"
+		case "german":
+			style = "German"
+			if !newOrder {
+				order = "DMY"
+			}
+		case "ymd":
+			order, newOrder = "YMD", true
+		case "dmy", "euro", "european":
+			order, newOrder = "DMY", true
+		case "mdy", "us", "noneuro", "noneuropean":
+			order, newOrder = "MDY", true
+		case "default":
+		default:
+			return v
+		}
+	}
+	if style == "" || order == "" {
+		return v
+	}
+	return style + ", " + order
 }

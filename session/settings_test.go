@@ -64,15 +64,15 @@ func TestSyncSQL(t *testing.T) {
 		{"nothing to do", nil, nil, ""},
 		{"already equal costs nothing", map[string]string{"a": "1"}, map[string]string{"a": "1"}, ""},
 		{"set new", map[string]string{"application_name": "x"}, nil,
-			"SELECT pg_catalog.set_config(E'application_name', E'x', false);"},
+			"SELECT FROM (SELECT pg_catalog.set_config(E'application_name', E'x', false)) AS s;"},
 		{"changed value", map[string]string{"a": "2"}, map[string]string{"a": "1"},
-			"SELECT pg_catalog.set_config(E'a', E'2', false);"},
+			"SELECT FROM (SELECT pg_catalog.set_config(E'a', E'2', false)) AS s;"},
 		{"reset to server default", nil, map[string]string{"search_path": "x"},
 			`RESET "search_path";`},
 		{"quotes and backslashes", map[string]string{"application_name": `it's \ me`}, nil,
-			`SELECT pg_catalog.set_config(E'application_name', E'it''s \\ me', false);`},
+			`SELECT FROM (SELECT pg_catalog.set_config(E'application_name', E'it''s \\ me', false)) AS s;`},
 		{"several, sorted", map[string]string{"b": "2", "a": "1"}, map[string]string{"c": "3", "my.x": "4"},
-			`SELECT pg_catalog.set_config(E'a', E'1', false), pg_catalog.set_config(E'b', E'2', false);RESET "c";RESET "my"."x";`},
+			`SELECT FROM (SELECT pg_catalog.set_config(E'a', E'1', false), pg_catalog.set_config(E'b', E'2', false)) AS s;RESET "c";RESET "my"."x";`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,4 +97,31 @@ func FuzzParseOptions(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestReportedParams(t *testing.T) {
+	base := map[string]string{"DateStyle": "ISO, MDY", "client_encoding": "UTF8", "IntervalStyle": "postgres",
+		"standard_conforming_strings": "on", "application_name": ""}
+	tests := []struct {
+		want map[string]string
+		name string
+		val  string
+	}{
+		{map[string]string{"datestyle": "iso"}, "DateStyle", "ISO, MDY"},
+		{map[string]string{"datestyle": "sql, dmy"}, "DateStyle", "SQL, DMY"},
+		{map[string]string{"datestyle": "German"}, "DateStyle", "German, DMY"},
+		{map[string]string{"datestyle": "ymd"}, "DateStyle", "ISO, YMD"},
+		{map[string]string{"client_encoding": "unicode"}, "client_encoding", "UTF8"},
+		{map[string]string{"client_encoding": "latin1"}, "client_encoding", "LATIN1"},
+		{map[string]string{"intervalstyle": "ISO_8601"}, "IntervalStyle", "iso_8601"},
+		{map[string]string{"standard_conforming_strings": "true"}, "standard_conforming_strings", "on"},
+		{map[string]string{"application_name": "App"}, "application_name", "App"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"="+tt.val, func(t *testing.T) {
+			if got := ReportedParams(base, tt.want)[tt.name]; got != tt.val {
+				t.Errorf("got %q, want %q", got, tt.val)
+			}
+		})
+	}
 }
