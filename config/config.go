@@ -30,6 +30,8 @@ type Config struct {
 	Log           Log      `yaml:"log"`
 	Auth          Auth     `yaml:"auth"`
 	Pinning       Pinning  `yaml:"pinning"`
+	// PreparedStatements configures prepared statements in transaction mode.
+	PreparedStatements PreparedStatements `yaml:"prepared_statements"`
 
 	ConnectTimeout     Duration `yaml:"connect_timeout"`
 	AcquireTimeout     Duration `yaml:"acquire_timeout"`
@@ -52,6 +54,13 @@ type Log struct {
 type Auth struct {
 	Type  string           `yaml:"type"`
 	Users map[string]*User `yaml:"users"`
+}
+
+// PreparedStatements bounds the statements pgpoolx keeps prepared.
+type PreparedStatements struct {
+	// CacheSize is how many statements each server connection keeps
+	// prepared; the least recently used one beyond it is closed.
+	CacheSize int `yaml:"cache_size"`
 }
 
 // Pinning configures how pgpoolx analyses statements for session state.

@@ -617,6 +617,7 @@ func TestParseDefaults(t *testing.T) {
 		Log:                config.Log{Level: "info", Format: "json"},
 		Auth:               config.Auth{Type: config.AuthTrust},
 		Pinning:            config.Pinning{MaxQueryBytes: 1048576, RDSProxyReport: false},
+		PreparedStatements: config.PreparedStatements{CacheSize: 1000},
 		ConnectTimeout:     config.Duration(5 * time.Second),
 		AcquireTimeout:     config.Duration(30 * time.Second),
 		ServerIdleTimeout:  config.Duration(10 * time.Minute),
@@ -1038,4 +1039,36 @@ func FuzzParse(f *testing.F) {
 			t.Errorf("error repeats an environment value: %v", err)
 		}
 	})
+}
+
+func TestPreparedStatementsCacheSize(t *testing.T) {
+	base := "databases: {appdb: {host: h}}\n"
+	tests := []struct {
+		yaml    string
+		want    int
+		problem string
+	}{
+		{"", 1000, ""},
+		{"prepared_statements: {cache_size: 50}\n", 50, ""},
+		{"prepared_statements: {cache_size: -1}\n", 0, "prepared_statements.cache_size: must be from 1 to 100000"},
+		{"prepared_statements: {cache_size: 100001}\n", 0, "prepared_statements.cache_size: must be from 1 to 100000"},
+		{"prepared_statements: {cache_sise: 5}\n", 0, "prepared_statements.cache_sise: unknown key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.yaml, func(t *testing.T) {
+			c, err := config.Parse([]byte(base+tt.yaml), nil)
+			if tt.problem != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.problem) {
+					t.Fatalf("err = %v, want %q", err, tt.problem)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.PreparedStatements.CacheSize != tt.want {
+				t.Errorf("cache_size = %d, want %d", c.PreparedStatements.CacheSize, tt.want)
+			}
+		})
+	}
 }

@@ -21,6 +21,7 @@ const (
 	defaultPort               = 5432
 	defaultPoolSize           = 20
 	defaultMaxQueryBytes      = 1 << 20 // 1 MiB
+	defaultStatementCacheSize = 1000
 )
 
 // applyDefaults fills in what the file left out. Strings and numbers take
@@ -47,6 +48,9 @@ func applyDefaults(c *Config, present func(path string) bool) {
 	}
 	if c.Auth.Type == "" {
 		c.Auth.Type = defaultAuthType
+	}
+	if c.PreparedStatements.CacheSize == 0 {
+		c.PreparedStatements.CacheSize = defaultStatementCacheSize
 	}
 	if c.Pinning.MaxQueryBytes == 0 {
 		c.Pinning.MaxQueryBytes = defaultMaxQueryBytes

@@ -44,6 +44,9 @@ func (c *Config) Validate() error {
 		c.validateUsers(&p)
 	}
 
+	if n := c.PreparedStatements.CacheSize; n < 1 || n > 100000 {
+		p.addf("prepared_statements.cache_size", "must be from 1 to 100000")
+	}
 	if c.Pinning.MaxQueryBytes < minMaxQueryBytes || c.Pinning.MaxQueryBytes > maxMaxQueryBytes {
 		p.addf("pinning.max_query_bytes", "must be from %d to %d", minMaxQueryBytes, maxMaxQueryBytes)
 	}

@@ -38,7 +38,7 @@ type Conn struct {
 	Baseline map[string]string
 	// Prepared holds the server-side names of the statements pgpoolx has
 	// prepared here (or sent a Parse for, in a group not yet answered).
-	Prepared map[string]struct{}
+	Prepared *Statements
 	// UnnamedToken names the client unnamed statement that the server's
 	// unnamed prepared statement holds now (0: none that pgpoolx knows).
 	UnnamedToken uint64

@@ -38,6 +38,8 @@ type Options struct {
 	AcquireTimeout time.Duration // how long Acquire waits for a free connection
 	IdleTimeout    time.Duration // close connections idle longer (0: never)
 	Lifetime       time.Duration // close connections older, once idle (0: never)
+	// StatementCacheSize bounds the statements prepared per connection.
+	StatementCacheSize int
 }
 
 // ErrAcquireTimeout is returned when no connection became free in time.
@@ -381,7 +383,7 @@ func (p *Pool) connect(ctx context.Context) (*Conn, error) {
 		SecretKey: hc.SecretKey,
 		Params:    hc.ParameterStatuses,
 		Current:   baseline,
-		Prepared:  map[string]struct{}{},
+		Prepared:  NewStatements(p.opts.StatementCacheSize),
 		Baseline:  baseline,
 		pool:      p,
 		created:   now,

@@ -55,7 +55,7 @@ func (c *client) probeLocked(ctx context.Context, srv *pool.Conn) ([]byte, error
 	if c.dropStatements {
 		// DISCARD ALL or DEALLOCATE ALL: the server has no prepared
 		// statements left, and neither has the client.
-		clear(srv.Prepared)
+		srv.Prepared.Clear()
 		clear(c.stmts)
 		srv.UnnamedToken, c.unnamedToken = 0, 0
 		c.dropStatements = false

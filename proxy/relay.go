@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -124,6 +125,12 @@ func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 		switch typ {
 		case wire.ErrorResponse:
 			c.forgetFailedParsesLocked(srv, c.track.FailedParses())
+			if staleStatements(body) {
+				// The server's statements are not what pgpoolx recorded
+				// (a table changed under them, or something dropped
+				// them): prepare each afresh at its next use.
+				srv.Prepared.Clear()
+			}
 		case wire.ParameterStatus:
 			c.markDirtyLocked("", 0) // a reported setting changed, by whatever means
 			if name, rest, ok := wire.CString(body); ok {
@@ -215,21 +222,39 @@ func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 	}
 }
 
-// isFatal reports whether an ErrorResponse body has severity FATAL or PANIC.
-func isFatal(body []byte) bool {
+// staleStatements reports whether an ErrorResponse says a prepared
+// statement is no longer usable as recorded: "cached plan must not change
+// result type" after a schema change, or one of pgpoolx's statements does
+// not exist.
+func staleStatements(body []byte) bool {
+	code, msg := errorField(body, 'C'), errorField(body, 'M')
+	return code == "0A000" && strings.Contains(msg, "cached plan") ||
+		code == "26000" && strings.Contains(msg, session.ServerNamePrefix)
+}
+
+// errorField returns one field of an ErrorResponse body, or "".
+func errorField(body []byte, field byte) string {
 	for len(body) > 0 && body[0] != 0 {
-		field := body[0]
+		f := body[0]
 		value, rest, ok := wire.CString(body[1:])
 		if !ok {
-			return false
+			return ""
 		}
-		if field == 'V' || field == 'S' {
-			s := string(value)
-			return s == "FATAL" || s == "PANIC"
+		if f == field {
+			return string(value)
 		}
 		body = rest
 	}
-	return false
+	return ""
+}
+
+// isFatal reports whether an ErrorResponse body has severity FATAL or PANIC.
+func isFatal(body []byte) bool {
+	s := errorField(body, 'V')
+	if s == "" {
+		s = errorField(body, 'S')
+	}
+	return s == "FATAL" || s == "PANIC"
 }
 
 // serverLost handles a server connection that failed under the client:
@@ -309,7 +334,7 @@ func (c *client) resetServer(ctx context.Context, srv *pool.Conn) error {
 		}
 	}
 	srv.Current = srv.Baseline
-	clear(srv.Prepared)
+	srv.Prepared.Clear()
 	srv.UnnamedToken = 0
 	return nil
 }

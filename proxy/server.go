@@ -212,6 +212,8 @@ func (s *Server) poolFor(db string, dbc *config.Database, user string) *pool.Poo
 		AcquireTimeout: s.cfg.AcquireTimeout.D(),
 		IdleTimeout:    s.cfg.ServerIdleTimeout.D(),
 		Lifetime:       s.cfg.ServerLifetime.D(),
+
+		StatementCacheSize: s.cfg.PreparedStatements.CacheSize,
 	}, s.log.Named("pool").With(zap.String("db", db), zap.String("user", serverUser)))
 	s.pools[key] = p
 	return p

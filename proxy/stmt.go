@@ -196,18 +196,14 @@ func (c *client) statementAheadLocked(pre []byte, srv *pool.Conn, typ byte, ref 
 		c.track.InjectedClose()
 		srv.UnnamedToken = 0
 	case ref.newStmt:
-		if _, ok := srv.Prepared[ref.stmt.ServerName]; ok {
-			// Shared and already there: prepare it afresh, so the client's
-			// Parse really runs and can fail as it would.
-			pre = appendCloseStatement(pre, ref.stmt.ServerName)
-			c.track.InjectedClose()
-		}
-		srv.Prepared[ref.stmt.ServerName] = struct{}{}
+		// The client's own Parse follows: it really runs and can fail as
+		// it would.
+		pre = c.beforeParseLocked(pre, srv, ref.stmt.ServerName, false)
 	case ref.stmt != nil:
-		if _, ok := srv.Prepared[ref.stmt.ServerName]; !ok {
+		if !srv.Prepared.Has(ref.stmt.ServerName) {
+			pre = c.beforeParseLocked(pre, srv, ref.stmt.ServerName, true)
 			pre = appendMsg(pre, wire.Parse, ref.stmt.Parse)
 			c.track.InjectedParse(ref.stmt.ServerName)
-			srv.Prepared[ref.stmt.ServerName] = struct{}{}
 		}
 	case typ == wire.Query:
 		srv.UnnamedToken = 0 // a simple query drops the unnamed statement
@@ -334,13 +330,28 @@ func (c *client) answerDeallocate(names []string) (bool, error) {
 // sendParseLocked appends a client's held-back Parse (see forward) for srv.
 // Call with c.mu held.
 func (c *client) sendParseLocked(pre []byte, srv *pool.Conn, d stmtRef) []byte {
-	if _, ok := srv.Prepared[d.stmt.ServerName]; ok {
-		pre = appendCloseStatement(pre, d.stmt.ServerName)
-		c.track.InjectedClose()
-	}
+	pre = c.beforeParseLocked(pre, srv, d.stmt.ServerName, false)
 	pre = appendMsg(pre, wire.Parse, d.stmt.Parse)
 	c.track.ClientSent(wire.Parse, d.parse)
-	srv.Prepared[d.stmt.ServerName] = struct{}{}
+	return pre
+}
+
+// beforeParseLocked records that statement name is about to be prepared on
+// srv and appends what must go before its Parse: a Close of it when srv
+// has it (shared, or there from before), or always when pgpoolx makes the
+// Parse itself (a Close of a missing statement is harmless, a stale record
+// is not); and a Close of the statement this one pushes out of srv's
+// bounded cache. The replies to these Closes are eaten. Call with c.mu
+// held.
+func (c *client) beforeParseLocked(pre []byte, srv *pool.Conn, name string, always bool) []byte {
+	if always || srv.Prepared.Has(name) {
+		pre = appendCloseStatement(pre, name)
+		c.track.InjectedClose()
+	}
+	if evict := srv.Prepared.Add(name); evict != "" {
+		pre = appendCloseStatement(pre, evict)
+		c.track.InjectedClose()
+	}
 	return pre
 }
 
@@ -359,7 +370,7 @@ func (c *client) forgetFailedParsesLocked(srv *pool.Conn, refs []session.ParseRe
 				c.unnamedToken = 0
 			}
 		default:
-			delete(srv.Prepared, r.Server)
+			srv.Prepared.Remove(r.Server)
 			if st := c.stmts[r.Client]; !r.Injected && st != nil && st.ServerName == r.Server {
 				delete(c.stmts, r.Client)
 			}

@@ -22,13 +22,14 @@ type Statement struct {
 	Effect Effect
 }
 
-// serverNamePrefix marks statements pgpoolx prepared on a server.
-const serverNamePrefix = "pgpoolx_"
+// ServerNamePrefix starts the names of statements pgpoolx prepares on
+// servers.
+const ServerNamePrefix = "pgpoolx_"
 
 // ClosedName is a statement name no server connection ever has: a client's
 // Close of a named statement is sent as a Close of this name, so the
 // server answers CloseComplete in order and shared statements stay.
-const ClosedName = serverNamePrefix + "closed"
+const ClosedName = ServerNamePrefix + "closed"
 
 // ErrMalformedParse reports a Parse message that does not hold a name.
 var ErrMalformedParse = errors.New("malformed Parse message")
@@ -47,7 +48,7 @@ func SplitParse(body []byte) (name, rest []byte, err error) {
 // a Parse body after the name.
 func NewStatement(rest []byte, effect Effect) *Statement {
 	sum := sha256.Sum256(rest)
-	name := serverNamePrefix + hex.EncodeToString(sum[:12])
+	name := ServerNamePrefix + hex.EncodeToString(sum[:12])
 	parse := make([]byte, 0, len(name)+1+len(rest))
 	parse = append(append(append(parse, name...), 0), rest...)
 	return &Statement{ServerName: name, Parse: parse, Effect: effect}
