@@ -168,7 +168,7 @@ const maxRDSDigests = 10000
 
 // reportRDSProxy logs, once per digest, that AWS RDS Proxy would pin a
 // session running this statement.
-func (s *Server) reportRDSProxy(log *zap.Logger, digest string, r pinning.Reason) {
+func (s *Server) reportRDSProxy(log *zap.Logger, digest string, r pinning.Reason, initQuery string) {
 	s.mu.Lock()
 	_, seen := s.rdsSeen[digest]
 	if !seen && len(s.rdsSeen) < maxRDSDigests {
@@ -179,11 +179,16 @@ func (s *Server) reportRDSProxy(log *zap.Logger, digest string, r pinning.Reason
 	}
 	s.mu.Unlock()
 	if !seen {
-		log.Info("would pin on rds proxy",
+		fields := []zap.Field{
 			zap.String("reason", r.Code),
 			zap.String("detail", r.Detail),
 			zap.String("digest", digest),
-			zap.String("hint", r.Hint))
+			zap.String("hint", r.Hint),
+		}
+		if initQuery != "" {
+			fields = append(fields, zap.String("init_query", initQuery))
+		}
+		log.Info("would pin on rds proxy", fields...)
 	}
 }
 

@@ -3,6 +3,8 @@ package proxy
 import (
 	"maps"
 	"testing"
+
+	"github.com/pgpoolx/pgpoolx/pinning"
 )
 
 func TestParseStartupParams(t *testing.T) {
@@ -62,4 +64,21 @@ func FuzzParseStartupParams(f *testing.F) {
 			t.Fatal("nil params without an error")
 		}
 	})
+}
+
+func TestInitQueryFor(t *testing.T) {
+	tests := []struct{ sql, want string }{
+		{"SET client_encoding TO 'unicode'", "SET client_encoding TO 'unicode'"},
+		{"SET SESSION statement_timeout = 300000", "SET statement_timeout TO 300000"},
+		{"SET TIME ZONE 'UTC'", "SET TIME ZONE 'UTC'"},
+		{"SET myapp.tenant = 'secret-tenant'", ""},
+		{"SET LOCAL work_mem = '64MB'", ""},
+		{"RESET ALL", ""},
+		{"SELECT 1", ""},
+	}
+	for _, tt := range tests {
+		if got := initQueryFor(pinning.Classify(tt.sql)); got != tt.want {
+			t.Errorf("initQueryFor(%q) = %q, want %q", tt.sql, got, tt.want)
+		}
+	}
 }

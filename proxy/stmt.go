@@ -252,7 +252,7 @@ func (c *client) analyze(sql string, ref *stmtRef) (deallocate []string) {
 		ref.effect.DropsStatements = ref.effect.DropsStatements || e.DropsStatements
 		if rds {
 			if r := pinning.RDSProxyReason(st, len(sql)); r.Code != "" {
-				c.srv.reportRDSProxy(c.log, syntax.Digest(st.Text), r)
+				c.srv.reportRDSProxy(c.log, syntax.Digest(st.Text), r, initQueryFor(st))
 			}
 		}
 		if st.Kind == pinning.Deallocate && onlyDeallocate {
@@ -265,6 +265,20 @@ func (c *client) analyze(sql string, ref *stmtRef) (deallocate []string) {
 		return nil
 	}
 	return deallocate
+}
+
+// initQueryFor returns the statement to move into RDS Proxy's
+// initialization query so that a SET of a server setting stops pinning
+// there, or "". Custom settings (myapp.x) may carry application data such
+// as tenant ids: they are never suggested, since the value would be logged.
+func initQueryFor(st pinning.Statement) string {
+	if st.Kind != pinning.Set || st.Name == "" || session.IsCustom(st.Name) || st.ValueSQL == "" {
+		return ""
+	}
+	if st.Name == "timezone" {
+		return "SET TIME ZONE " + st.ValueSQL
+	}
+	return "SET " + st.Name + " TO " + st.ValueSQL
 }
 
 // noteCustomSettings remembers the custom settings a statement names, so
