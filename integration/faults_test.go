@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"strings"
 	"syscall"
@@ -14,13 +13,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgproto3"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest"
-	"go.uber.org/zap/zaptest/observer"
-
-	"github.com/pgpoolx/pgpoolx/config"
-	"github.com/pgpoolx/pgpoolx/proxy"
 )
 
 // queryValue runs a one-value query and fails the test on error.
@@ -427,42 +419,20 @@ type stoppablePooler struct {
 	serveErr error         // Serve's result, once served is closed
 }
 
-// startStoppablePooler is startPoolerFor with the Serve context in the
+// startStoppablePooler is startPooler with the Serve context in the
 // test's hands.
 func startStoppablePooler(t *testing.T, topYAML, dbYAML string) *stoppablePooler {
 	t.Helper()
 	c := pg.Get(t)
-	db := c.NewDatabase(t)
-	var b strings.Builder
-	fmt.Fprintf(&b, "listen: 127.0.0.1:0\n%s\ndatabases:\n  %s:\n    host: %s\n    port: %d\n    user: postgres\n",
-		topYAML, db, c.Host(), c.Port())
-	for _, line := range strings.Split(strings.TrimSpace(dbYAML), "\n") {
-		if line != "" {
-			b.WriteString("    " + line + "\n")
-		}
-	}
-	cfg, err := config.Parse([]byte(b.String()), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatalf("config:\n%s\n%v", b.String(), err)
-	}
-	core, logs := observer.New(zapcore.DebugLevel)
-	log := zap.New(zapcore.NewTee(core, zaptest.NewLogger(t, zaptest.Level(zapcore.InfoLevel)).Core()))
-	srv, err := proxy.NewServer(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, serve := newPooler(t, c, c.NewDatabase(t), topYAML, dbYAML)
 	ctx, cancel := context.WithCancel(t.Context())
 	s := &stoppablePooler{
-		pooler: &pooler{cluster: c, db: db, addr: ln.Addr().String(), logs: logs},
+		pooler: p,
 		stop:   cancel,
 		served: make(chan struct{}),
 	}
 	go func() {
-		s.serveErr = srv.Serve(ctx, ln)
+		s.serveErr = serve(ctx)
 		close(s.served)
 	}()
 	t.Cleanup(func() {

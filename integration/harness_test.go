@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,6 +47,25 @@ func startPooler(t *testing.T, topYAML, dbYAML string) *pooler {
 
 func startPoolerFor(t *testing.T, c *pgcluster.Cluster, db, topYAML, dbYAML string) *pooler {
 	t.Helper()
+	p, serve := newPooler(t, c, db, topYAML, dbYAML)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return p
+}
+
+// newPooler builds pgpoolx for database db of cluster c (see startPooler
+// for topYAML and dbYAML) with its logs observed, and listens on a free
+// port. It returns the pooler and the server's Serve on that listener,
+// which the caller runs and stops.
+func newPooler(t testing.TB, c *pgcluster.Cluster, db, topYAML, dbYAML string) (*pooler, func(context.Context) error) {
+	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen: 127.0.0.1:0\n%s\ndatabases:\n  %s:\n    host: %s\n    port: %d\n    user: postgres\n",
 		topYAML, db, c.Host(), c.Port())
@@ -69,16 +89,8 @@ func startPoolerFor(t *testing.T, c *pgcluster.Cluster, db, topYAML, dbYAML stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return &pooler{cluster: c, db: db, addr: ln.Addr().String(), logs: logs}
+	p := &pooler{cluster: c, db: db, addr: ln.Addr().String(), logs: logs}
+	return p, func(ctx context.Context) error { return srv.Serve(ctx, ln) }
 }
 
 // dsn is a URL for clients of the pooler; extra is appended to the query.
@@ -114,18 +126,72 @@ func (p *pooler) direct(t testing.TB) *pgx.Conn {
 	return conn
 }
 
+// serverConnsSQL counts the client backends of database $1 other than the
+// asking one: the pooler's server connections when only the asking
+// connection bypasses it.
+const serverConnsSQL = `SELECT count(*) FROM pg_stat_activity
+	WHERE datname = $1 AND backend_type = 'client backend' AND pid <> pg_backend_pid()`
+
 // serverConns counts the pooler's server connections to its database as
 // PostgreSQL sees them (excluding the asking connection itself).
 func (p *pooler) serverConns(t testing.TB, direct *pgx.Conn) int {
 	t.Helper()
 	var n int
-	err := direct.QueryRow(t.Context(),
-		`SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend' AND pid <> pg_backend_pid()`,
-		p.db).Scan(&n)
-	if err != nil {
+	if err := direct.QueryRow(t.Context(), serverConnsSQL, p.db).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// sampleServerConns counts the pooler's server connections through direct
+// (see serverConns) every 10ms, in a goroutine, until stop is called. stop
+// returns the largest count and how many samples were taken, and fails the
+// test if a sample's query failed. direct is the sampler's alone until
+// then. If the test ends without calling stop, its cleanup stops the
+// sampler before direct's cleanup closes the connection.
+func (p *pooler) sampleServerConns(t testing.TB, direct *pgx.Conn) (stop func() (max, samples int)) {
+	t.Helper()
+	type result struct {
+		max, samples int
+		err          error
+	}
+	ctx := t.Context()
+	done := make(chan struct{})
+	sampled := make(chan result, 1)
+	go func() {
+		var r result
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			var n int
+			if err := direct.QueryRow(ctx, serverConnsSQL, p.db).Scan(&n); err != nil {
+				r.err = err
+				sampled <- r
+				return
+			}
+			r.samples++
+			r.max = max(r.max, n)
+			select {
+			case <-done:
+				sampled <- r
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	finish := sync.OnceValue(func() result { close(done); return <-sampled })
+	// Registered after direct's, so it runs before direct is closed; by
+	// then the test is over and t.Context is cancelled, so a query error
+	// here says nothing.
+	t.Cleanup(func() { finish() })
+	return func() (int, int) {
+		t.Helper()
+		r := finish()
+		if r.err != nil {
+			t.Fatalf("sampler: %v", r.err)
+		}
+		return r.max, r.samples
+	}
 }
 
 // waitFor polls cond until it holds or the deadline passes. For conditions

@@ -27,13 +27,6 @@ import (
 	"github.com/pgpoolx/pgpoolx/internal/pgcluster"
 )
 
-// serverConnsSQL counts the client backends of database $1 other than the
-// asking one: the pooler's server connections when only the asking
-// connection bypasses it. It is the query of pooler.serverConns, for use
-// in a goroutine, where t.Fatal is not allowed.
-const serverConnsSQL = `SELECT count(*) FROM pg_stat_activity
-	WHERE datname = $1 AND backend_type = 'client backend' AND pid <> pg_backend_pid()`
-
 // TestMultiplexingManyClientsOnFewServerConnections is the point of a
 // transaction pooler: 200 clients, each with its own connection, share 10
 // server connections, and every one of their 10,000 transactions lands.
@@ -55,33 +48,7 @@ func TestMultiplexingManyClientsOnFewServerConnections(t *testing.T) {
 		conns[k] = p.connect(t, "")
 	}
 
-	type samples struct {
-		n, max int
-		err    error
-	}
-	stop := make(chan struct{})
-	sampled := make(chan samples, 1)
-	go func() {
-		var s samples
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			var n int
-			if err := direct.QueryRow(ctx, serverConnsSQL, p.db).Scan(&n); err != nil {
-				s.err = err
-				sampled <- s
-				return
-			}
-			s.n++
-			s.max = max(s.max, n)
-			select {
-			case <-stop:
-				sampled <- s
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	stopSampling := p.sampleServerConns(t, direct)
 
 	start := time.Now()
 	errs := make(chan error, clients)
@@ -98,19 +65,15 @@ func TestMultiplexingManyClientsOnFewServerConnections(t *testing.T) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	close(stop)
-	s := <-sampled
 	close(errs)
 	for err := range errs {
 		t.Error(err)
 	}
-	if s.err != nil {
-		t.Fatalf("sampler: %v", s.err)
-	}
+	maxConns, samples := stopSampling()
 	t.Logf("%d transactions from %d clients in %s; %d samples, at most %d server connections",
-		clients*txPerClient, clients, elapsed.Round(time.Millisecond), s.n, s.max)
-	if s.max > poolSize || s.max <= 0 {
-		t.Errorf("server connections peaked at %d, want 1..%d", s.max, poolSize)
+		clients*txPerClient, clients, elapsed.Round(time.Millisecond), samples, maxConns)
+	if maxConns > poolSize || maxConns <= 0 {
+		t.Errorf("server connections peaked at %d, want 1..%d", maxConns, poolSize)
 	}
 
 	var rows, distinctClients, badClients, xids int

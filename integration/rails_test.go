@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -48,46 +47,12 @@ func TestRailsActiveRecord(t *testing.T) {
 	ctx := t.Context()
 	direct := p.direct(t)
 
-	type samples struct {
-		n, max int
-		err    error
-	}
-	stop := make(chan struct{})
-	sampled := make(chan samples, 1)
-	go func() {
-		var s samples
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			var n int
-			if err := direct.QueryRow(ctx, serverConnsSQL, p.db).Scan(&n); err != nil {
-				s.err = err
-				sampled <- s
-				return
-			}
-			s.n++
-			s.max = max(s.max, n)
-			select {
-			case <-stop:
-				sampled <- s
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-
-	// Deferred, so a failing test stops the sampler before the cleanups
-	// close its connection.
-	stopSampling := sync.OnceValue(func() samples { close(stop); return <-sampled })
-	defer stopSampling()
+	stopSampling := p.sampleServerConns(t, direct)
 
 	start := time.Now()
 	out := runRuby(t, ruby, "workload.rb", 3*time.Minute, []string{"DATABASE_URL=" + p.dsn("")}, nil)
 	elapsed := time.Since(start)
-	s := stopSampling()
-	if s.err != nil {
-		t.Fatalf("sampler: %v", s.err)
-	}
+	maxConns, samples := stopSampling()
 
 	var res struct {
 		Threads            int      `json:"threads"`
@@ -104,7 +69,7 @@ func TestRailsActiveRecord(t *testing.T) {
 	}
 	out.decode(t, &res)
 	t.Logf("%d operations from %d threads in %s; %d setting checks; %d prepared executions; %d samples, at most %d server connections",
-		res.Ops, res.Threads, elapsed.Round(time.Millisecond), res.Shows, res.PreparedExecutions, s.n, s.max)
+		res.Ops, res.Threads, elapsed.Round(time.Millisecond), res.Shows, res.PreparedExecutions, samples, maxConns)
 
 	for _, e := range res.Errors {
 		t.Errorf("ruby: %s", e)
@@ -128,8 +93,8 @@ func TestRailsActiveRecord(t *testing.T) {
 		t.Errorf("prepared_statements %v with %d prepared executions: the workload did not use prepared statements as Rails does by default",
 			res.PreparedStatements, res.PreparedExecutions)
 	}
-	if s.max > railsPoolSize || s.max <= 0 {
-		t.Errorf("server connections peaked at %d, want 1..%d", s.max, railsPoolSize)
+	if maxConns > railsPoolSize || maxConns <= 0 {
+		t.Errorf("server connections peaked at %d, want 1..%d", maxConns, railsPoolSize)
 	}
 
 	var rows, inserted, distinct int

@@ -73,33 +73,7 @@ func TestNoSettingLeaksUnderConcurrency(t *testing.T) {
 		cs[i] = c
 	}
 
-	type samples struct {
-		n, max int
-		err    error
-	}
-	stop := make(chan struct{})
-	sampled := make(chan samples, 1)
-	go func() {
-		var s samples
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			var n int
-			if err := direct.QueryRow(ctx, serverConnsSQL, p.db).Scan(&n); err != nil {
-				s.err = err
-				sampled <- s
-				return
-			}
-			s.n++
-			s.max = max(s.max, n)
-			select {
-			case <-stop:
-				sampled <- s
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	stopSampling := p.sampleServerConns(t, direct)
 
 	var (
 		mu         sync.Mutex
@@ -180,21 +154,17 @@ func TestNoSettingLeaksUnderConcurrency(t *testing.T) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	close(stop)
-	s := <-sampled
 	for _, err := range failures {
 		t.Error(err)
 	}
-	if s.err != nil {
-		t.Fatalf("sampler: %v", s.err)
-	}
+	maxConns, samples := stopSampling()
 	t.Logf("%d transactions from %d clients in %s; %d samples, at most %d server connections",
-		clients*txPerClient, clients, elapsed.Round(time.Millisecond), s.n, s.max)
+		clients*txPerClient, clients, elapsed.Round(time.Millisecond), samples, maxConns)
 	if mismatches > 0 {
 		t.Errorf("%d mismatches, the first:\n%s", mismatches, strings.Join(firstFew, "\n"))
 	}
-	if s.max > poolSize || s.max <= 0 {
-		t.Errorf("server connections peaked at %d, want 1..%d", s.max, poolSize)
+	if maxConns > poolSize || maxConns <= 0 {
+		t.Errorf("server connections peaked at %d, want 1..%d", maxConns, poolSize)
 	}
 	if n := p.logCount("session pinned"); n != 0 {
 		t.Errorf("%d \"session pinned\" lines, want none: %v", n, p.logs.FilterMessage("session pinned").All())
