@@ -68,7 +68,7 @@ func (c *client) readStatementRef(typ byte, n int, out *outMsg) (stmtRef, error)
 		if err != nil {
 			return ref, err
 		}
-		c.msgBuf = body[:0]
+		c.keepMsgBuf(body)
 		out.body = body
 		sql, _, _ := wire.CString(body)
 		ref.deallocate = c.analyze(unsafeString(sql), &ref)
@@ -77,7 +77,7 @@ func (c *client) readStatementRef(typ byte, n int, out *outMsg) (stmtRef, error)
 		if err != nil {
 			return ref, err
 		}
-		c.msgBuf = body[:0]
+		c.keepMsgBuf(body)
 		name, rest, err := session.SplitParse(body)
 		if err != nil {
 			return ref, fatalf(codeProtocolViolation, "%v", err)
@@ -140,7 +140,7 @@ func (c *client) readStatementRef(typ byte, n int, out *outMsg) (stmtRef, error)
 		if err != nil {
 			return ref, err
 		}
-		c.msgBuf = body[:0]
+		c.keepMsgBuf(body)
 		out.body = body
 		if len(body) < 2 || body[0] != 'S' {
 			return ref, nil // a portal: nothing to rewrite
@@ -418,4 +418,17 @@ func appendCloseStatement(dst []byte, name string) []byte {
 // appendMsg appends a whole message.
 func appendMsg(dst []byte, typ byte, body []byte) []byte {
 	return append(wire.AppendHeader(dst, typ, len(body)), body...)
+}
+
+// maxKeptBuf is the largest message buffer a client keeps between
+// messages: an idle client should not hold on to its biggest query.
+const maxKeptBuf = 64 << 10
+
+// keepMsgBuf keeps body's array for the next message body, unless large.
+func (c *client) keepMsgBuf(body []byte) {
+	if cap(body) > maxKeptBuf {
+		c.msgBuf = nil
+		return
+	}
+	c.msgBuf = body[:0]
 }
