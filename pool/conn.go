@@ -78,12 +78,14 @@ func (c *Conn) Exec(ctx context.Context, sql string) error { return c.Query(ctx,
 // Query is Exec that also hands every row to onRow (if not nil). The
 // values are valid only during the call; NULL is nil.
 func (c *Conn) Query(ctx context.Context, sql string, onRow func(values [][]byte)) error {
+	// Callers always give a deadline; a connection whose query was cut
+	// short by it is broken and gets destroyed.
 	if deadline, ok := ctx.Deadline(); ok {
 		c.netConn.SetDeadline(deadline)
 		defer c.netConn.SetDeadline(time.Time{})
 	}
-	stop := context.AfterFunc(ctx, func() { c.netConn.SetDeadline(time.Now()) })
-	defer stop()
+	// A simple query drops the server's unnamed statement.
+	c.UnnamedToken = 0
 
 	c.WriteMu.Lock()
 	c.scratch = wire.AppendHeader(c.scratch[:0], wire.Query, len(sql)+1)

@@ -124,6 +124,7 @@ func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 		defer t.Stop()
 		timeout = t.C
 	}
+	timedOut := false
 	for {
 		p.mu.Lock()
 		if p.closed {
@@ -151,8 +152,13 @@ func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 			p.mu.Unlock()
 			return p.dial(ctx)
 		}
-		if !wait {
+		if !wait || timedOut {
+			// timedOut: a free slot came just as time ran out, and a
+			// newcomer took it; the timer will not fire again.
 			p.mu.Unlock()
+			if timedOut {
+				return nil, ErrAcquireTimeout
+			}
 			return nil, ErrWouldWait
 		}
 		w := &waiter{ready: make(chan struct{})}
@@ -166,8 +172,14 @@ func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 				return nil, ctx.Err()
 			}
 			<-w.ready
-			if w.conn != nil {
+			switch {
+			case w.conn != nil:
 				p.Release(w.conn)
+			case w.err == nil:
+				// A free slot was meant for this waiter: pass it on.
+				p.mu.Lock()
+				p.wakeLocked(nil, nil)
+				p.mu.Unlock()
 			}
 			return nil, ctx.Err()
 		case <-timeout:
@@ -175,6 +187,7 @@ func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 				return nil, ErrAcquireTimeout
 			}
 			<-w.ready // handed something just now: take it
+			timedOut = true
 		}
 		if w.conn != nil || w.err != nil {
 			return w.conn, w.err

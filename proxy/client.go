@@ -68,6 +68,9 @@ type client struct {
 	msgBuf   []byte // bodies the client loop reads whole
 	refBuf   []byte // rewritten Describe/Close bodies
 
+	// lastRelay is closed when the relay of the latest attachment returns.
+	lastRelay chan struct{}
+
 	// failing is set after pgpoolx answered an extended-protocol message
 	// with an error: like the server, it then ignores messages up to Sync.
 	failing bool
@@ -260,16 +263,19 @@ func (c *client) startup(ctx context.Context) (bool, error) {
 	c.queue(&pgproto3.BackendKeyData{ProcessID: c.keyPID, SecretKey: binary.BigEndian.AppendUint32(nil, c.keySec)})
 	c.queue(&pgproto3.ReadyForQuery{TxStatus: wire.TxIdle})
 	err = c.w.Flush()
+	if err != nil {
+		if a != nil {
+			c.pool.Destroy(a.srv, "client left during startup")
+		}
+		c.srv.unregister(c)
+		return false, nil
+	}
 	if a != nil {
 		if c.mode == config.PoolModeSession {
 			c.startRelay(ctx, a)
 		} else {
 			c.pool.Release(a.srv)
 		}
-	}
-	if err != nil {
-		c.srv.unregister(c)
-		return false, nil
 	}
 	c.log.Debug("client connected", zap.String("pool_mode", string(c.mode)))
 	return true, nil

@@ -55,6 +55,7 @@ func (c *client) loop(ctx context.Context) error {
 			}
 			if typ == wire.Sync {
 				c.failing = false
+				c.waitRelay()
 				if err := c.sendReady(); err != nil {
 					return err
 				}
@@ -97,6 +98,7 @@ func (c *client) forward(ctx context.Context, typ byte, n int) error {
 		a = c.att
 		c.mu.Unlock()
 		if a == nil {
+			c.waitRelay()
 			var handled bool
 			var err error
 			if a, handled, err = c.takeServer(ctx, typ, ref); handled || err != nil {
@@ -120,10 +122,14 @@ func (c *client) forward(ctx context.Context, typ byte, n int) error {
 	c.deferred = c.deferred[:0]
 	pre = c.statementAheadLocked(pre, srv, typ, &ref, &out)
 	c.track.ClientSent(typ, ref.parse)
+	// Take the write lock before letting the relay see the message: a
+	// release it decides from now on waits for this write, which then
+	// lands before the connection goes back (copy data after a failed
+	// COPY, which the server ignores outside COPY, starts no group).
+	srv.WriteMu.Lock()
 	c.mu.Unlock()
 	c.preBuf = pre[:0]
 
-	srv.WriteMu.Lock()
 	err := c.writeToServer(srv, out, pre)
 	srv.WriteMu.Unlock()
 	var we *wire.WriteError

@@ -68,7 +68,20 @@ func (c *client) startRelay(ctx context.Context, a *attachment) {
 	c.mu.Lock()
 	c.att = a
 	c.mu.Unlock()
+	c.lastRelay = a.done
 	go c.relayServerToClient(ctx, a)
+}
+
+// waitRelay waits until the relay of the previous attachment has written
+// its last reply: after it gives the server connection back it still
+// sends the client that ReadyForQuery, which nothing may overtake (a new
+// attachment's replies, an answer pgpoolx makes itself). Only the client
+// loop calls it.
+func (c *client) waitRelay() {
+	if c.lastRelay != nil {
+		<-c.lastRelay
+		c.lastRelay = nil
+	}
 }
 
 // relayServerToClient moves the server's replies to the client until the
@@ -143,6 +156,10 @@ func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 			c.mode == config.PoolModeTransaction
 		var pending []byte // ParameterStatus messages the probe's fix-ups caused
 		if idleNow && c.dirty {
+			for c.cancelling > 0 {
+				// A cancel meant for the finished query must not hit the probe.
+				c.cancelDone.Wait()
+			}
 			// Learn what the transaction left in the session before the
 			// client hears it is over, so its next transaction, wherever
 			// it runs, has it. c.mu stays held: the client loop must not

@@ -272,10 +272,14 @@ func (s *Server) shutdown(cancelSessions context.CancelFunc) {
 		s.mu.Unlock()
 		s.log.Warn("shutdown timeout: closing clients still in a transaction", zap.Int("clients", left))
 		s.mu.Lock()
+		clients = clients[:0]
 		for _, c := range s.clients {
-			c.terminateIfBetweenMessages()
+			clients = append(clients, c)
 		}
 		s.mu.Unlock()
+		for _, c := range clients {
+			c.terminateIfBetweenMessages()
+		}
 		cancelSessions() // every client's socket closes with its context
 		<-done
 	}

@@ -181,13 +181,14 @@ func (c *client) statementAheadLocked(pre []byte, srv *pool.Conn, typ byte, ref 
 	case ref.unnamedNew:
 		c.unnamedToken = c.srv.unnamedTokens.Add(1)
 		srv.UnnamedToken = c.unnamedToken
+		ref.parse.Token = c.unnamedToken
 		ref.effect = session.Effect{} // it runs at Bind, not here
 	case ref.closeUnnamed:
 		c.unnamedToken = 0
 		srv.UnnamedToken = 0
 	case ref.unnamedRef && c.unnamedToken != 0 && srv.UnnamedToken != c.unnamedToken:
 		pre = appendMsg(pre, wire.Parse, c.unnamedParse)
-		c.track.InjectedParse("")
+		c.track.InjectedParse(session.ParseRef{Token: c.unnamedToken})
 		srv.UnnamedToken = c.unnamedToken
 	case ref.unnamedRef && c.unnamedToken == 0 && srv.UnnamedToken != 0:
 		// The server's unnamed statement is another client's: drop it, so
@@ -203,7 +204,7 @@ func (c *client) statementAheadLocked(pre []byte, srv *pool.Conn, typ byte, ref 
 		if !srv.Prepared.Has(ref.stmt.ServerName) {
 			pre = c.beforeParseLocked(pre, srv, ref.stmt.ServerName, true)
 			pre = appendMsg(pre, wire.Parse, ref.stmt.Parse)
-			c.track.InjectedParse(ref.stmt.ServerName)
+			c.track.InjectedParse(session.ParseRef{Server: ref.stmt.ServerName})
 		}
 	case typ == wire.Query:
 		srv.UnnamedToken = 0 // a simple query drops the unnamed statement
@@ -316,7 +317,7 @@ func (c *client) noteCustomSettings(st pinning.Statement) {
 func (c *client) answerDeallocate(names []string) (bool, error) {
 	c.mu.Lock()
 	status := c.track.TxStatus()
-	if !c.track.StartsGroup() || c.track.Pending() > 0 || status == wire.TxFailed {
+	if !c.track.StartsGroup() || c.track.Pending() > 0 || status == wire.TxFailed || len(c.deferred) > 0 {
 		c.mu.Unlock()
 		return false, nil
 	}
@@ -379,8 +380,11 @@ func (c *client) forgetFailedParsesLocked(srv *pool.Conn, refs []session.ParseRe
 		case r.Duplicate:
 			// The statement was there: the server refused the name.
 		case r.Server == "":
-			srv.UnnamedToken = 0
-			if !r.Injected {
+			// Only that unnamed statement is gone, not one parsed after it.
+			if srv.UnnamedToken == r.Token {
+				srv.UnnamedToken = 0
+			}
+			if !r.Injected && c.unnamedToken == r.Token {
 				c.unnamedToken = 0
 			}
 		default:

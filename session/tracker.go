@@ -10,7 +10,8 @@ import "github.com/pgpoolx/pgpoolx/wire"
 // group is the run of client messages answered by one ReadyForQuery: a
 // simple Query, a FunctionCall, or extended-protocol messages up to a Sync.
 type group struct {
-	closed bool // the Sync, Query or FunctionCall that ends it was sent
+	closed       bool // the Sync, Query or FunctionCall that ends it was sent
+	closedBySync bool
 
 	// Parse and Close messages sent in this group, the client's and those
 	// pgpoolx put in, and how many of their replies came back. The server
@@ -34,6 +35,9 @@ type ParseRef struct {
 	// Duplicate marks a client's Parse of a name it already uses, sent so
 	// that the server refuses it; the statement itself stays.
 	Duplicate bool
+	// Token identifies an unnamed statement (Server ""), so a failure
+	// forgets that one and not a later one.
+	Token uint64
 }
 
 // Tracker counts what a client has sent against what the server answered.
@@ -41,6 +45,10 @@ type Tracker struct {
 	groups   []group // oldest first from head on; only the last may be open
 	head     int     // groups before head are answered
 	txStatus byte
+	// copyIn: the server is in COPY FROM STDIN mode, where it ignores Sync
+	// (libpq sends Execute, Sync, the data, CopyDone and another Sync, and
+	// gets one ReadyForQuery).
+	copyIn bool
 }
 
 // NewTracker returns a tracker for a client outside any transaction.
@@ -50,14 +58,23 @@ func NewTracker() Tracker { return Tracker{txStatus: wire.TxIdle} }
 // For a Parse, stmt says which statement it prepares.
 func (t *Tracker) ClientSent(typ byte, stmt ParseRef) {
 	switch typ {
-	case wire.CopyData, wire.CopyDone, wire.CopyFail, wire.Flush, wire.Terminate:
-		// Copy messages belong to the command already under way; a Flush
+	case wire.CopyDone, wire.CopyFail:
+		t.copyIn = false
+		return
+	case wire.CopyData, wire.Flush, wire.Terminate:
+		// Copy data belongs to the command already under way; a Flush
 		// asks for replies but starts nothing by itself.
 		return
+	case wire.Sync:
+		if t.copyIn {
+			return // ignored by the server
+		}
 	}
 	g := t.open()
 	switch typ {
-	case wire.Query, wire.Sync, wire.FunctionCall:
+	case wire.Sync:
+		g.closed, g.closedBySync = true, true
+	case wire.Query, wire.FunctionCall:
 		g.closed = true
 	case wire.Parse:
 		g.parses = append(g.parses, stmt)
@@ -66,12 +83,13 @@ func (t *Tracker) ClientSent(typ byte, stmt ParseRef) {
 	}
 }
 
-// InjectedParse records a Parse of stmt that pgpoolx sends on its own
-// before the client's next message; its ParseComplete is not the client's.
-func (t *Tracker) InjectedParse(stmt string) {
+// InjectedParse records a Parse that pgpoolx sends on its own before the
+// client's next message; its ParseComplete is not the client's.
+func (t *Tracker) InjectedParse(stmt ParseRef) {
 	g := t.open()
 	g.eatParses = append(g.eatParses, len(g.parses))
-	g.parses = append(g.parses, ParseRef{Server: stmt, Injected: true})
+	stmt.Injected = true
+	g.parses = append(g.parses, stmt)
 }
 
 // InjectedClose records a Close that pgpoolx sends on its own before the
@@ -103,8 +121,19 @@ func (t *Tracker) open() *group {
 // ServerSent records a message from the server and reports whether it is
 // for the client (false: pgpoolx made the request and eats the reply).
 func (t *Tracker) ServerSent(typ byte, txStatus byte) (forward bool) {
+	if typ == wire.CopyInResponse {
+		t.copyIn = true
+		// A Sync the client sent right after its Execute reached the
+		// server in copy mode and was ignored: the group stays open until
+		// the Sync after the data.
+		if n := len(t.groups); n > t.head && n-1 == t.head && t.groups[n-1].closedBySync {
+			t.groups[n-1].closed, t.groups[n-1].closedBySync = false, false
+		}
+		return true
+	}
 	if typ == wire.ReadyForQuery {
 		t.txStatus = txStatus
+		t.copyIn = false
 		if t.head < len(t.groups) {
 			t.head++
 		}

@@ -69,6 +69,15 @@ func TestTracker(t *testing.T) {
 		{"copy in: copy messages start nothing", []step{
 			c(wire.Query), s('G'), c(wire.CopyData), c(wire.CopyData), c(wire.CopyDone), s('C'), rfq(idle)}, true, 0},
 		{"copy fail", []step{c(wire.Query), s('G'), c(wire.CopyData), c(wire.CopyFail), s('E'), rfq(idle)}, true, 0},
+		{"extended copy in: the Sync after Execute is ignored", []step{
+			c(wire.Parse), c(wire.Bind), c(wire.Execute), c(wire.Sync), s('1'), s('2'), s('G'),
+			c(wire.CopyData), c(wire.CopyDone), c(wire.Sync), s('C'), rfq(idle)}, true, 0},
+		{"extended copy in: Sync sent after CopyInResponse", []step{
+			c(wire.Bind), c(wire.Execute), s('2'), s('G'), c(wire.Sync),
+			c(wire.CopyData), c(wire.CopyDone), s('C'), c(wire.Sync), rfq(idle)}, true, 0},
+		{"extended copy in still waiting for its Sync", []step{
+			c(wire.Bind), c(wire.Execute), c(wire.Sync), s('2'), s('G'),
+			c(wire.CopyData), c(wire.CopyDone), s('C')}, false, 0},
 		{"lone Flush starts nothing", []step{c(wire.Flush)}, true, 0},
 		{"lone Sync needs its ReadyForQuery", []step{c(wire.Sync)}, false, 1},
 		{"function call", []step{c(wire.FunctionCall), s('V'), rfq(idle)}, true, 0},
@@ -102,7 +111,7 @@ func TestTracker(t *testing.T) {
 			for i, st := range tt.steps {
 				switch {
 				case st.inject:
-					tr.InjectedParse("injected")
+					tr.InjectedParse(ParseRef{Server: "injected"})
 				case st.injectClose:
 					tr.InjectedClose()
 				case st.client != 0:

@@ -31,6 +31,7 @@ const (
 	BackendKeyData  byte = 'K'
 	DataRow         byte = 'D'
 	CommandComplete byte = 'C'
+	CopyInResponse  byte = 'G'
 )
 
 // Transaction status bytes carried by ReadyForQuery.
