@@ -40,6 +40,8 @@ type Config struct {
 	ClientIdleTimeout  Duration `yaml:"client_idle_timeout"`
 	ClientLoginTimeout Duration `yaml:"client_login_timeout"`
 	ShutdownTimeout    Duration `yaml:"shutdown_timeout"`
+	// StatsPeriod is how often each pool's counters are logged (0: never).
+	StatsPeriod Duration `yaml:"stats_period"`
 
 	Databases map[string]*Database `yaml:"databases"`
 }

@@ -625,6 +625,7 @@ func TestParseDefaults(t *testing.T) {
 		ClientIdleTimeout:  0,
 		ClientLoginTimeout: config.Duration(60 * time.Second),
 		ShutdownTimeout:    config.Duration(30 * time.Second),
+		StatsPeriod:        config.Duration(time.Minute),
 		Databases: map[string]*config.Database{
 			"appdb": {
 				Host:     "db.internal",

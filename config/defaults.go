@@ -18,6 +18,7 @@ const (
 	defaultClientIdleTimeout  = Duration(0) // off
 	defaultClientLoginTimeout = Duration(60 * time.Second)
 	defaultShutdownTimeout    = Duration(30 * time.Second)
+	defaultStatsPeriod        = Duration(time.Minute)
 	defaultPort               = 5432
 	defaultPoolSize           = 20
 	defaultMaxQueryBytes      = 1 << 20 // 1 MiB
@@ -69,6 +70,7 @@ func applyDefaults(c *Config, present func(path string) bool) {
 		{"client_idle_timeout", &c.ClientIdleTimeout, defaultClientIdleTimeout},
 		{"client_login_timeout", &c.ClientLoginTimeout, defaultClientLoginTimeout},
 		{"shutdown_timeout", &c.ShutdownTimeout, defaultShutdownTimeout},
+		{"stats_period", &c.StatsPeriod, defaultStatsPeriod},
 	}
 	for _, d := range durations {
 		if *d.d == 0 && !present(d.path) {

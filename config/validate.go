@@ -71,6 +71,7 @@ func (c *Config) Validate() error {
 		{"server_idle_timeout", c.ServerIdleTimeout},
 		{"server_lifetime", c.ServerLifetime},
 		{"client_idle_timeout", c.ClientIdleTimeout},
+		{"stats_period", c.StatsPeriod},
 	} {
 		if t.d < 0 {
 			p.addf(t.path, "must not be negative (0 disables it)")

@@ -267,3 +267,32 @@ func TestStatementNamesArePerClient(t *testing.T) {
 		t.Errorf("client b got %q after a closed its own", got)
 	}
 }
+
+// The statements pgpoolx keeps are visible: the periodic "pool stats" line
+// counts them on the server connections and per client.
+func TestPoolStatsShowStatementCounts(t *testing.T) {
+	p := startPooler(t, "stats_period: 50ms\nprepared_statements: {cache_size: 3}", "pool_size: 1")
+	ctx := t.Context()
+	conn := p.connect(t, "").PgConn()
+	for i := range 5 {
+		if _, err := conn.Prepare(ctx, "s"+strconv.Itoa(i), "SELECT "+strconv.Itoa(i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Wait for a stats line taken after the five Prepares.
+	var fields map[string]any
+	waitFor(t, "a pool stats line with the statements", 10*time.Second, func() bool {
+		entries := p.logs.FilterMessage("pool stats").All()
+		if len(entries) == 0 {
+			return false
+		}
+		fields = entries[len(entries)-1].ContextMap()
+		return fields["client_prepared_statements"] == int64(5)
+	})
+	if got := fields["server_prepared_statements"]; got != int64(3) {
+		t.Errorf("server_prepared_statements = %v, want 3 (the cache size)", got)
+	}
+	if fields["clients"] != int64(1) || fields["server_conns"] != int64(1) || fields["db"] != p.db {
+		t.Errorf("pool stats fields: %v", fields)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -73,6 +74,9 @@ type Stat struct {
 	Total   int // open connections plus those being dialed
 	Idle    int
 	Waiting int
+	// PreparedStatements counts the statements prepared on the pool's
+	// connections, each bounded by the statement cache size.
+	PreparedStatements int
 }
 
 type waiter struct {
@@ -85,6 +89,9 @@ type waiter struct {
 type Pool struct {
 	opts Options
 	log  *zap.Logger
+
+	// prepared counts the statements prepared on all its connections.
+	prepared atomic.Int64
 
 	mu      sync.Mutex
 	idle    []*Conn // LIFO: the warmest connection is used first
@@ -244,6 +251,7 @@ func (p *Pool) Destroy(c *Conn, reason string) { p.destroy(c, reason) }
 
 func (p *Pool) destroy(c *Conn, reason string) {
 	c.netConn.Close()
+	c.Prepared.Clear()
 	p.log.Debug("server connection closed", zap.Uint32("server_pid", c.PID), zap.String("reason", reason))
 	p.mu.Lock()
 	p.total--
@@ -317,7 +325,7 @@ func (p *Pool) Baseline() (settings, params map[string]string) {
 func (p *Pool) Stat() Stat {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return Stat{Total: p.total, Idle: len(p.idle), Waiting: len(p.waiters)}
+	return Stat{Total: p.total, Idle: len(p.idle), Waiting: len(p.waiters), PreparedStatements: int(p.prepared.Load())}
 }
 
 // dial opens a connection in a slot already counted in total.
@@ -396,7 +404,7 @@ func (p *Pool) connect(ctx context.Context) (*Conn, error) {
 		SecretKey: hc.SecretKey,
 		Params:    hc.ParameterStatuses,
 		Current:   baseline,
-		Prepared:  NewStatements(p.opts.StatementCacheSize),
+		Prepared:  NewStatements(p.opts.StatementCacheSize, &p.prepared),
 		Baseline:  baseline,
 		pool:      p,
 		created:   now,

@@ -1,9 +1,13 @@
 package pool
 
-import "testing"
+import (
+	"sync/atomic"
+	"testing"
+)
 
 func TestStatementsLRU(t *testing.T) {
-	s := NewStatements(2)
+	var total atomic.Int64
+	s := NewStatements(2, &total)
 	steps := []struct {
 		op    string // add, has, remove
 		name  string
@@ -37,9 +41,12 @@ func TestStatementsLRU(t *testing.T) {
 		if s.Len() > 2 {
 			t.Fatalf("step %d: %d statements, bound is 2", i, s.Len())
 		}
+		if int(total.Load()) != s.Len() {
+			t.Fatalf("step %d: total %d, want %d", i, total.Load(), s.Len())
+		}
 	}
 	s.Clear()
-	if s.Len() != 0 || s.Has("e") {
+	if s.Len() != 0 || s.Has("e") || total.Load() != 0 {
 		t.Fatal("Clear left statements")
 	}
 }

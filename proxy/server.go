@@ -70,6 +70,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancelSessions()
 
 	go s.reapIdleServers(sessCtx)
+	if d := s.cfg.StatsPeriod.D(); d > 0 {
+		go s.logStatsEvery(sessCtx, d)
+	}
 
 	acceptDone := make(chan error, 1)
 	go func() { acceptDone <- s.acceptLoop(sessCtx, ln) }()
@@ -242,6 +245,64 @@ func (s *Server) reapIdleServers(ctx context.Context) {
 				p.CloseIdle(now)
 			}
 		}
+	}
+}
+
+// logStatsEvery logs each pool's counters every period until ctx ends.
+func (s *Server) logStatsEvery(ctx context.Context, period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.logStats()
+		}
+	}
+}
+
+// clientStat sums what the clients of one pool hold.
+type clientStat struct{ clients, pinned, statements int }
+
+// logStats logs one "pool stats" line per pool: its server connections,
+// the clients waiting for one, and the prepared statements pgpoolx keeps
+// on servers and for clients (both bounded, and here visible).
+func (s *Server) logStats() {
+	s.mu.Lock()
+	clients := make([]*client, 0, len(s.clients))
+	for _, c := range s.clients {
+		clients = append(clients, c)
+	}
+	pools := make(map[poolKey]*pool.Pool, len(s.pools))
+	for k, p := range s.pools {
+		pools[k] = p
+	}
+	s.mu.Unlock()
+	byPool := map[*pool.Pool]clientStat{}
+	for _, c := range clients {
+		c.mu.Lock()
+		cs := byPool[c.pool]
+		cs.clients++
+		if c.pin != "" {
+			cs.pinned++
+		}
+		cs.statements += len(c.stmts)
+		byPool[c.pool] = cs
+		c.mu.Unlock()
+	}
+	for k, p := range pools {
+		st, cs := p.Stat(), byPool[p]
+		s.log.Info("pool stats",
+			zap.String("db", k.db),
+			zap.String("user", k.user),
+			zap.Int("clients", cs.clients),
+			zap.Int("clients_pinned", cs.pinned),
+			zap.Int("clients_waiting", st.Waiting),
+			zap.Int("server_conns", st.Total),
+			zap.Int("server_conns_idle", st.Idle),
+			zap.Int("server_prepared_statements", st.PreparedStatements),
+			zap.Int("client_prepared_statements", cs.statements))
 	}
 }
 
