@@ -23,7 +23,6 @@ const (
 	codeInvalidCatalogName  = "3D000"
 	codeFeatureNotSupported = "0A000"
 	codeInvalidParameter    = "22023"
-	codeProgramLimit        = "54000"
 )
 
 // Error severities.
@@ -45,10 +44,6 @@ func (e *clientError) Error() string { return e.code + ": " + e.message }
 
 func fatalf(code, format string, args ...any) *clientError {
 	return &clientError{severity: sevFatal, code: code, message: fmt.Sprintf(format, args...)}
-}
-
-func errorf(code, format string, args ...any) *clientError {
-	return &clientError{severity: sevError, code: code, message: fmt.Sprintf(format, args...)}
 }
 
 func (e *clientError) appendTo(dst []byte) []byte {

@@ -226,7 +226,7 @@ func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 		if release {
 			// Wait for the client loop's last write to srv to finish.
 			srv.WriteMu.Lock()
-			srv.WriteMu.Unlock()
+			srv.WriteMu.Unlock() //lint:ignore SA2001 the lock is taken only to wait for the writer
 			c.pool.Release(srv)
 		}
 		if stopNow && werr == nil {
