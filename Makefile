@@ -13,7 +13,8 @@ build:
 # pgpoolx in front of a throwaway PostgreSQL; Ctrl-C removes it all.
 # Pass flags with DEMOFLAGS, e.g. `make demo DEMOFLAGS="-port 7432"`.
 demo: build
-	$(GO) run ./cmd/pgpoolx-demo $(DEMOFLAGS)
+	$(GO) build -o bin/pgpoolx-demo ./cmd/pgpoolx-demo
+	bin/pgpoolx-demo $(DEMOFLAGS)
 
 test:
 	$(GO) vet ./...
