@@ -629,3 +629,36 @@ func TestSessionModeResetsTheServerConnectionBetweenClients(t *testing.T) {
 	_, err := b.Exec(ctx, "SELECT * FROM t")
 	assertCode(t, err, "42P01")
 }
+
+// client_idle_timeout disconnects a client idle between transactions with
+// 57P05, and never one inside a transaction.
+func TestClientIdleTimeout(t *testing.T) {
+	p := startPooler(t, "client_idle_timeout: 300ms", "pool_size: 2")
+	ctx := t.Context()
+	inTx := p.connect(t, "")
+	tx, err := inTx.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle := p.connect(t, "")
+	closedIdle := func() bool {
+		for _, e := range p.logs.FilterMessage("client closed").All() {
+			if msg, _ := e.ContextMap()["error"].(string); strings.Contains(msg, "57P05") {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor(t, "pgpoolx to close the idle client", 10*time.Second, closedIdle)
+	if _, err := idle.Exec(ctx, "SELECT 1"); err == nil {
+		t.Error("the idle client can still run a query")
+	}
+	// The client inside a transaction was just as quiet, but is not idle.
+	var one int
+	if err := tx.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		t.Fatalf("client inside a transaction was cut off: %v", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
