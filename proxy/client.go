@@ -103,7 +103,6 @@ type client struct {
 	cancelling     int    // cancel requests in flight for att
 	cancelDone     *sync.Cond
 	stopping       bool // pgpoolx shuts down: close the client once it is idle
-	closed         bool
 }
 
 func newClient(s *Server, nc net.Conn, id uint64) *client {
@@ -503,11 +502,8 @@ func (c *client) sendError(ce *clientError, ready bool) error {
 }
 
 func isDisconnect(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
-		errors.Is(err, errClientGone)
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
 }
-
-var errClientGone = errors.New("client connection closed")
 
 // cancel routes a CancelRequest to the server connection the client named
 // by the key holds right now, if any.

@@ -305,7 +305,6 @@ func (c *client) finish(ctx context.Context) {
 	a := c.att
 	c.att = nil
 	idle := c.track.Idle()
-	c.closed = true
 	c.mu.Unlock()
 	if a == nil {
 		return
