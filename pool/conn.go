@@ -134,7 +134,7 @@ func (c *Conn) Query(ctx context.Context, sql string, onRow func(values [][]byte
 			if err != nil {
 				return fmt.Errorf("read reply: %w", err)
 			}
-			if err := c.RecordParameterStatus(body); err != nil {
+			if _, _, err := c.RecordParameterStatus(body); err != nil {
 				return err
 			}
 		case wire.DataRow:
@@ -163,17 +163,17 @@ func (c *Conn) Query(ctx context.Context, sql string, onRow func(values [][]byte
 	}
 }
 
-// RecordParameterStatus records a ParameterStatus body in Params.
-func (c *Conn) RecordParameterStatus(body []byte) error {
-	name, rest, ok := wire.CString(body)
-	value, _, ok2 := wire.CString(rest)
+// RecordParameterStatus records a ParameterStatus body in Params and
+// returns the parameter's name and new value.
+func (c *Conn) RecordParameterStatus(body []byte) (name, value string, err error) {
+	n, rest, ok := wire.CString(body)
+	v, _, ok2 := wire.CString(rest)
 	if !ok || !ok2 {
-		return errors.New("malformed ParameterStatus from server")
+		return "", "", errors.New("malformed ParameterStatus from server")
 	}
-	if c.Params[string(name)] != string(value) {
-		c.Params[string(name)] = string(value)
-	}
-	return nil
+	name, value = string(n), string(v)
+	c.Params[name] = value
+	return name, value, nil
 }
 
 // decodeDataRow splits a DataRow body into its values.

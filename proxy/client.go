@@ -285,18 +285,13 @@ func (c *client) startup(ctx context.Context) (bool, error) {
 // how they read back, which become the client's settings and defaults. It
 // returns the parameters to report to the client.
 func (c *client) startSession(ctx context.Context, wait bool) (*attachment, map[string]string, error) {
-	acquire := c.pool.TryAcquire
-	if wait {
-		acquire = c.pool.Acquire
-	}
-	srv, err := acquire(ctx)
+	srv, err := c.acquire(ctx, wait)
 	if err != nil {
 		return nil, nil, err
 	}
 	want := session.Overlay(srv.Baseline, c.startupSet)
 	if len(c.startupSet) > 0 || !maps.Equal(srv.Current, srv.Baseline) {
 		probe := session.NewProbe()
-		sctx, cancel := context.WithTimeout(ctx, c.srv.cfg.ConnectTimeout.D())
 		c.mu.Lock()
 		for k := range c.startupSet {
 			if session.IsCustom(k) {
@@ -305,16 +300,8 @@ func (c *client) startSession(ctx context.Context, wait bool) (*attachment, map[
 		}
 		custom := c.customNamesLocked(srv)
 		c.mu.Unlock()
-		err := srv.Query(sctx, session.SyncSQL(want, srv.Current)+session.ProbeSQL(nil, custom), probe.Row)
-		cancel()
-		if err != nil {
-			var se *pool.ServerError
-			if errors.As(err, &se) {
-				// A bad startup setting: the statement changed nothing.
-				c.pool.Release(srv)
-			} else {
-				c.pool.Destroy(srv, "applying client settings failed")
-			}
+		sql := session.SyncSQL(want, srv.Current) + session.ProbeSQL(nil, custom)
+		if err := c.prepareServer(ctx, srv, sql, probe.Row); err != nil {
 			return nil, nil, err
 		}
 		want = probe.Settings
@@ -495,8 +482,7 @@ func (c *client) sendError(ce *clientError, ready bool) error {
 	defer c.wmu.Unlock()
 	c.w.Write(ce.appendTo(nil))
 	if ready {
-		c.scratch = append(c.scratch[:0], wire.ReadyForQuery, 0, 0, 0, 5, wire.TxIdle)
-		c.w.Write(c.scratch)
+		c.w.Write(wire.AppendReadyForQuery(c.scratch[:0], wire.TxIdle))
 	}
 	return c.w.Flush()
 }

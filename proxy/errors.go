@@ -75,23 +75,24 @@ func serverErrorFor(err error, severity, db string) *clientError {
 	case errors.As(err, &srvErr):
 		f := srvErr.Fields
 		return &clientError{severity: severity, code: f.Code, message: f.Message, detail: f.Detail, hint: f.Hint}
-	case errors.As(err, &pgErr):
-		e := &clientError{severity: severity, code: pgErr.Code, message: pgErr.Message, detail: pgErr.Detail, hint: pgErr.Hint}
-		if errors.As(err, &dialErr) && dialErr.InInit {
+	case errors.As(err, &dialErr) && dialErr.InInit:
+		e := &clientError{severity: severity, code: codeCannotConnect,
+			message: fmt.Sprintf("init query of database %q failed: %v", db, dialErr.Err),
+			hint:    "Fix init_query for this database in the pgpoolx configuration."}
+		if errors.As(dialErr.Err, &pgErr) {
+			// The server's own SQLSTATE and words.
+			e.code, e.detail = pgErr.Code, pgErr.Detail
 			e.message = fmt.Sprintf("init query of database %q failed: %s", db, pgErr.Message)
-			e.hint = "Fix init_query for this database in the pgpoolx configuration."
 		}
 		return e
+	case errors.As(err, &pgErr):
+		return &clientError{severity: severity, code: pgErr.Code, message: pgErr.Message, detail: pgErr.Detail, hint: pgErr.Hint}
 	case errors.Is(err, pool.ErrAcquireTimeout):
 		return &clientError{severity: severity, code: codeTooManyConnections,
 			message: fmt.Sprintf("timed out waiting for a free server connection to database %q", db),
 			hint:    "All server connections of the pool are busy; raise pool_size or acquire_timeout, or shorten transactions."}
 	case errors.Is(err, pool.ErrClosed):
 		return &clientError{severity: severity, code: codeAdminShutdown, message: "pgpoolx is shutting down"}
-	case errors.As(err, &dialErr) && dialErr.InInit:
-		return &clientError{severity: severity, code: codeCannotConnect,
-			message: fmt.Sprintf("init query of database %q failed: %v", db, dialErr.Err),
-			hint:    "Fix init_query for this database in the pgpoolx configuration."}
 	case errors.As(err, &dialErr):
 		return &clientError{severity: severity, code: codeCannotConnect,
 			message: fmt.Sprintf("pgpoolx cannot connect to the server of database %q: %v", db, dialErr.Err)}

@@ -158,7 +158,7 @@ func (c *client) takeServer(ctx context.Context, typ byte, ref stmtRef) (a *atta
 		c.deferred = append(c.deferred, ref)
 		return nil, true, nil
 	}
-	a, err = c.attach(ctx, true, !ref.newStmt)
+	a, err = c.attach(ctx, !ref.newStmt)
 	if errors.Is(err, pool.ErrWouldWait) {
 		// Waiting for a server here could deadlock a client that drives
 		// many connections from one thread (pgbench): PQprepare blocks it

@@ -15,16 +15,39 @@ import (
 	"github.com/pgpoolx/pgpoolx/wire"
 )
 
-// attach takes a server connection from the pool and brings its settings
-// in line with the client's. With relay, the connection becomes the
-// client's current one and its replies start flowing to the client.
-// Without wait, it fails with pool.ErrWouldWait rather than queue.
-func (c *client) attach(ctx context.Context, relay, wait bool) (*attachment, error) {
-	acquire := c.pool.Acquire
-	if !wait {
-		acquire = c.pool.TryAcquire
+// acquire takes a server connection from the pool; without wait it fails
+// with pool.ErrWouldWait rather than queue.
+func (c *client) acquire(ctx context.Context, wait bool) (*pool.Conn, error) {
+	if wait {
+		return c.pool.Acquire(ctx)
 	}
-	srv, err := acquire(ctx)
+	return c.pool.TryAcquire(ctx)
+}
+
+// prepareServer runs pgpoolx's own query on a server connection before
+// the client uses it. On failure the connection goes back to the pool
+// when the server refused the query (a failed statement changes nothing),
+// or is destroyed when the connection itself failed.
+func (c *client) prepareServer(ctx context.Context, srv *pool.Conn, sql string, onRow func([][]byte)) error {
+	sctx, cancel := context.WithTimeout(ctx, c.srv.cfg.ConnectTimeout.D())
+	defer cancel()
+	err := srv.Query(sctx, sql, onRow)
+	var se *pool.ServerError
+	switch {
+	case err == nil:
+	case errors.As(err, &se):
+		c.pool.Release(srv)
+	default:
+		c.pool.Destroy(srv, "applying client settings failed")
+	}
+	return err
+}
+
+// attach takes a server connection, brings its settings in line with the
+// client's, makes it the client's current one and starts relaying its
+// replies. Without wait, it fails with pool.ErrWouldWait rather than queue.
+func (c *client) attach(ctx context.Context, wait bool) (*attachment, error) {
+	srv, err := c.acquire(ctx, wait)
 	if err != nil {
 		return nil, err
 	}
@@ -32,16 +55,7 @@ func (c *client) attach(ctx context.Context, relay, wait bool) (*attachment, err
 	want := c.want
 	c.mu.Unlock()
 	if sql := session.SyncSQL(want, srv.Current); sql != "" {
-		sctx, cancel := context.WithTimeout(ctx, c.srv.cfg.ConnectTimeout.D())
-		err := srv.Exec(sctx, sql)
-		cancel()
-		if err != nil {
-			var se *pool.ServerError
-			if errors.As(err, &se) {
-				c.pool.Release(srv) // the failed statement changed nothing
-			} else {
-				c.pool.Destroy(srv, "applying client settings failed")
-			}
+		if err := c.prepareServer(ctx, srv, sql, nil); err != nil {
 			return nil, err
 		}
 		srv.Current = want
@@ -58,9 +72,7 @@ func (c *client) attach(ctx context.Context, relay, wait bool) (*attachment, err
 		}
 	}
 	a := &attachment{srv: srv, done: make(chan struct{})}
-	if relay {
-		c.startRelay(ctx, a)
-	}
+	c.startRelay(ctx, a)
 	return a, nil
 }
 
@@ -100,6 +112,7 @@ func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 		}
 		var body []byte
 		var status byte
+		var psName, psValue string
 		switch typ {
 		case wire.ReadyForQuery:
 			body, err = srv.R.ReadBody(c.relayBuf[:0])
@@ -112,7 +125,7 @@ func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 		case wire.ParameterStatus:
 			body, err = srv.R.ReadBody(c.relayBuf[:0])
 			if err == nil {
-				err = srv.RecordParameterStatus(body)
+				psName, psValue, err = srv.RecordParameterStatus(body)
 			}
 		case wire.ErrorResponse:
 			body, err = srv.R.ReadBody(c.relayBuf[:0])
@@ -133,57 +146,56 @@ func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 			c.relayBuf = body[:0]
 		}
 
-		c.mu.Lock()
-		forward := c.track.ServerSent(typ, status)
-		switch typ {
-		case wire.ErrorResponse:
-			c.forgetFailedParsesLocked(srv, c.track.FailedParses())
-			if staleStatements(body) {
-				// The server's statements are not what pgpoolx recorded
-				// (a table changed under them, or something dropped
-				// them): prepare each afresh at its next use.
-				srv.Prepared.Clear()
+		forward, release, stopNow := true, false, false
+		var pending []byte // ParameterStatus messages the probe's fix-ups caused
+		if tracked(typ) {
+			c.mu.Lock()
+			forward = c.track.ServerSent(typ, status)
+			switch typ {
+			case wire.ErrorResponse:
+				c.forgetFailedParsesLocked(srv, c.track.FailedParses())
+				if staleStatements(body) {
+					// The server's statements are not what pgpoolx recorded
+					// (a table changed under them, or something dropped
+					// them): prepare each afresh at its next use.
+					srv.Prepared.Clear()
+				}
+			case wire.ParameterStatus:
+				c.markDirtyLocked("", 0) // a reported setting changed, by whatever means
+				c.reported[psName] = psValue
 			}
-		case wire.ParameterStatus:
-			c.markDirtyLocked("", 0) // a reported setting changed, by whatever means
-			if name, rest, ok := wire.CString(body); ok {
-				if value, _, ok := wire.CString(rest); ok {
-					c.reported[string(name)] = string(value)
+			idleNow := typ == wire.ReadyForQuery && c.track.Idle() && c.att == a &&
+				c.mode == config.PoolModeTransaction
+			if idleNow && c.dirty {
+				for c.cancelling > 0 {
+					// A cancel meant for the finished query must not hit the probe.
+					c.cancelDone.Wait()
+				}
+				// Learn what the transaction left in the session before the
+				// client hears it is over, so its next transaction, wherever
+				// it runs, has it. c.mu stays held: the client loop must not
+				// write to srv meanwhile.
+				if pending, err = c.probeLocked(ctx, srv); err != nil {
+					c.mu.Unlock()
+					c.serverLost(a, err, fatal)
+					return
 				}
 			}
-		}
-		idleNow := typ == wire.ReadyForQuery && c.track.Idle() && c.att == a &&
-			c.mode == config.PoolModeTransaction
-		var pending []byte // ParameterStatus messages the probe's fix-ups caused
-		if idleNow && c.dirty {
-			for c.cancelling > 0 {
-				// A cancel meant for the finished query must not hit the probe.
-				c.cancelDone.Wait()
+			if idleNow && c.pin != "" {
+				c.pinTx++
 			}
-			// Learn what the transaction left in the session before the
-			// client hears it is over, so its next transaction, wherever
-			// it runs, has it. c.mu stays held: the client loop must not
-			// write to srv meanwhile.
-			if pending, err = c.probeLocked(ctx, srv); err != nil {
-				c.mu.Unlock()
-				c.serverLost(a, err, fatal)
-				return
+			release = idleNow && c.pin == ""
+			if release {
+				c.att = nil
+				for c.cancelling > 0 {
+					// Hold the connection until the cancel has reached the
+					// server, so it cannot hit another client's query.
+					c.cancelDone.Wait()
+				}
 			}
+			stopNow = c.stopping && typ == wire.ReadyForQuery && c.track.Idle()
+			c.mu.Unlock()
 		}
-		if idleNow && c.pin != "" {
-			c.pinTx++
-		}
-		release := idleNow && c.pin == ""
-		if release {
-			c.att = nil
-			for c.cancelling > 0 {
-				// Hold the connection until the cancel has reached the
-				// server, so it cannot hit another client's query.
-				c.cancelDone.Wait()
-			}
-		}
-		stopNow := c.stopping && typ == wire.ReadyForQuery && c.track.Idle()
-		c.mu.Unlock()
 
 		var werr, rerr error // failures of the client and of the server
 		c.wmu.Lock()
@@ -237,6 +249,13 @@ func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 			return
 		}
 	}
+}
+
+// tracked reports whether a server message concerns the session's state
+// (session.Tracker, statements, settings). Rows, command tags and the
+// like stream past without taking the client's lock.
+func tracked(typ byte) bool {
+	return typ == wire.ParameterStatus || session.Tracks(typ)
 }
 
 // staleStatements reports whether an ErrorResponse says a prepared
@@ -384,6 +403,6 @@ func (c *client) terminateIfBetweenMessages() {
 func (c *client) sendReady() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.w.Write([]byte{wire.ReadyForQuery, 0, 0, 0, 5, wire.TxIdle})
+	c.w.Write(wire.AppendReadyForQuery(c.scratch[:0], wire.TxIdle))
 	return c.w.Flush()
 }

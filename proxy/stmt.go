@@ -338,7 +338,7 @@ func (c *client) answerDeallocate(names []string) (bool, error) {
 		c.w.Write(wire.AppendHeader(c.scratch[:0], wire.CommandComplete, len("DEALLOCATE")+1))
 		c.w.WriteString("DEALLOCATE\x00")
 	}
-	c.w.Write([]byte{wire.ReadyForQuery, 0, 0, 0, 5, status})
+	c.w.Write(wire.AppendReadyForQuery(c.scratch[:0], status))
 	return true, c.w.Flush()
 }
 
@@ -400,11 +400,12 @@ func (c *client) forgetFailedParsesLocked(srv *pool.Conn, refs []session.ParseRe
 func (c *client) answerDeferred() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	b := c.scratch[:0]
 	for range c.deferred {
-		c.w.Write([]byte{wire.ParseComplete, 0, 0, 0, 4})
+		b = wire.AppendParseComplete(b)
 	}
 	c.deferred = c.deferred[:0]
-	c.w.Write([]byte{wire.ReadyForQuery, 0, 0, 0, 5, wire.TxIdle})
+	c.w.Write(wire.AppendReadyForQuery(b, wire.TxIdle))
 	return c.w.Flush()
 }
 

@@ -118,6 +118,17 @@ func (t *Tracker) open() *group {
 	return &t.groups[n]
 }
 
+// Tracks reports whether ServerSent does anything with a server message
+// of this type; for any other it returns true and changes nothing, so
+// callers may skip it.
+func Tracks(typ byte) bool {
+	switch typ {
+	case wire.ReadyForQuery, wire.ParseComplete, wire.CloseComplete, wire.ErrorResponse, wire.CopyInResponse:
+		return true
+	}
+	return false
+}
+
 // ServerSent records a message from the server and reports whether it is
 // for the client (false: pgpoolx made the request and eats the reply).
 func (t *Tracker) ServerSent(typ byte, txStatus byte) (forward bool) {

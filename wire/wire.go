@@ -168,3 +168,13 @@ func (m *Reader) CopyRest(w *bufio.Writer) error { return m.copyBody(w) }
 
 // Remaining reports how many bytes of the current body are not consumed.
 func (m *Reader) Remaining() int { return m.left }
+
+// AppendReadyForQuery appends a ReadyForQuery message with status.
+func AppendReadyForQuery(dst []byte, status byte) []byte {
+	return append(dst, ReadyForQuery, 0, 0, 0, 5, status)
+}
+
+// AppendParseComplete appends a ParseComplete message.
+func AppendParseComplete(dst []byte) []byte {
+	return append(dst, ParseComplete, 0, 0, 0, 4)
+}
