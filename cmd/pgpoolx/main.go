@@ -46,8 +46,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 func runWithReady(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(net.Addr)) error {
-	if len(args) > 0 && args[0] == "check" {
-		return check(args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "check":
+			return check(args[1:], stdout, stderr)
+		case "pins":
+			return pins(args[1:], os.Stdin, stdout, stderr)
+		}
 	}
 	fs := flag.NewFlagSet("pgpoolx", flag.ContinueOnError)
 	fs.SetOutput(stderr)
