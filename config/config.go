@@ -24,7 +24,12 @@ const (
 
 // Config is the whole pgpoolx configuration file.
 type Config struct {
-	Listen        string   `yaml:"listen"`
+	Listen string `yaml:"listen"`
+	// AdminListen is the host:port of the HTTP endpoint for /metrics,
+	// /healthz and /readyz ("": none).
+	AdminListen string `yaml:"admin_listen"`
+	// AdminUsers may use the admin console (database "pgpoolx").
+	AdminUsers    []string `yaml:"admin_users"`
 	PoolMode      PoolMode `yaml:"pool_mode"`
 	MaxClientConn int      `yaml:"max_client_conn"`
 	Log           Log      `yaml:"log"`

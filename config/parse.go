@@ -142,6 +142,8 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		d.structFields(n, v, path)
 	case reflect.Map:
 		d.mapEntries(n, v, path)
+	case reflect.Slice:
+		d.sequence(n, v, path)
 	case reflect.String:
 		if n = d.scalar(n, path); n != nil {
 			v.SetString(n.Value)
@@ -251,6 +253,24 @@ func (d *decoder) structFields(n *yaml.Node, v reflect.Value, path string) {
 		}
 		d.value(kv.val, v.Field(i), joinPath(path, kv.name))
 	}
+}
+
+// sequence decodes a YAML list; a single value is taken as a list of one.
+func (d *decoder) sequence(n *yaml.Node, v reflect.Value, path string) {
+	items := []*yaml.Node{n}
+	switch n.Kind {
+	case yaml.SequenceNode:
+		items = n.Content
+	case yaml.ScalarNode:
+	default:
+		d.problems.addf(path, "line %d: expected a list, found %s", n.Line, kindName(n))
+		return
+	}
+	s := reflect.MakeSlice(v.Type(), len(items), len(items))
+	for i, item := range items {
+		d.value(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
+	}
+	v.Set(s)
 }
 
 func (d *decoder) mapEntries(n *yaml.Node, v reflect.Value, path string) {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"maps"
 	"net"
 	"slices"
@@ -28,11 +29,18 @@ const (
 func (c *Config) Validate() error {
 	var p Problems
 
-	// Any host name or address will do; an empty host means all interfaces.
-	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
-		p.addf("listen", `must be host:port, such as "127.0.0.1:6432" or ":6432"`)
-	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		p.addf("listen", "port must be a number from 0 to 65535 (0 picks a free port)")
+	checkHostPort(&p, "listen", c.Listen, `must be host:port, such as "127.0.0.1:6432" or ":6432"`)
+	if c.AdminListen != "" {
+		checkHostPort(&p, "admin_listen", c.AdminListen, `must be host:port, such as "127.0.0.1:9127", or empty for none`)
+	}
+	for i, u := range c.AdminUsers {
+		path := fmt.Sprintf("admin_users[%d]", i)
+		switch {
+		case u == "":
+			p.addf(path, "a user name must not be empty")
+		case c.Auth.Type != AuthTrust && c.Auth.Users[u] == nil:
+			p.addf(path, "%q is not in auth.users, so it could never log in", u)
+		}
 	}
 	checkPoolMode(&p, "pool_mode", c.PoolMode)
 	if c.MaxClientConn < 1 {
@@ -143,6 +151,16 @@ func (c *Config) validateDatabase(p *Problems, name string, db *Database) {
 func (c *Config) Database(name string) (*Database, bool) {
 	db, ok := c.Databases[name]
 	return db, ok && db != nil
+}
+
+// checkHostPort checks a listen address: any host name or address will
+// do, and an empty host means all interfaces.
+func checkHostPort(p *Problems, path, v, form string) {
+	if _, port, err := net.SplitHostPort(v); err != nil {
+		p.addf(path, "%s", form)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		p.addf(path, "port must be a number from 0 to 65535 (0 picks a free port)")
+	}
 }
 
 func checkPoolMode(p *Problems, path string, m PoolMode) {

@@ -44,6 +44,7 @@ type Conn struct {
 	UnnamedToken uint64
 
 	pool     *Pool
+	gen      uint64 // the pool's options generation it was dialed with
 	created  time.Time
 	lastUsed time.Time
 	scratch  []byte
@@ -55,6 +56,12 @@ func (c *Conn) Pool() *Pool { return c.pool }
 
 // Addr returns the server's network address (for cancel requests).
 func (c *Conn) Addr() net.Addr { return c.netConn.RemoteAddr() }
+
+// LocalAddr returns pgpoolx's end of the connection.
+func (c *Conn) LocalAddr() net.Addr { return c.netConn.LocalAddr() }
+
+// Created is when the connection was opened.
+func (c *Conn) Created() time.Time { return c.created }
 
 // Close closes the socket at once; any goroutine blocked on it returns.
 func (c *Conn) Close() error { return c.netConn.Close() }

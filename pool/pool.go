@@ -73,13 +73,20 @@ func (e *DialError) Unwrap() error { return e.Err }
 type Stat struct {
 	Total   int // open connections plus those being dialed
 	Idle    int
+	Dialing int // being dialed or running the init query
 	Waiting int
+	// MaxWait is how long the longest-waiting Acquire has waited.
+	MaxWait time.Duration
 	// PreparedStatements counts the statements prepared on the pool's
 	// connections, each bounded by the statement cache size.
 	PreparedStatements int
+	// InitFailures counts new connections whose init query failed.
+	InitFailures uint64
+	Paused       bool
 }
 
 type waiter struct {
+	since time.Time
 	ready chan struct{} // closed when conn or retry is set
 	conn  *Conn
 	err   error
@@ -87,17 +94,24 @@ type waiter struct {
 
 // Pool is the set of server connections for one (database, user) pair.
 type Pool struct {
-	opts Options
-	log  *zap.Logger
+	log *zap.Logger
 
 	// prepared counts the statements prepared on all its connections.
-	prepared atomic.Int64
+	prepared     atomic.Int64
+	initFailures atomic.Uint64
 
 	mu      sync.Mutex
+	opts    Options
 	idle    []*Conn // LIFO: the warmest connection is used first
 	total   int
+	dialing int
 	waiters []*waiter // FIFO
 	closed  bool
+	// paused: connections are neither handed out nor dialed; Acquire waits.
+	paused bool
+	// gen is the generation of the options; a connection of an older one
+	// is closed instead of reused.
+	gen uint64
 	// After a failed dial, new dials wait until retryAt and fail fast with
 	// lastErr meanwhile, so a broken server or init query is not hammered.
 	params   map[string]string // reported parameters of the newest connection, at baseline
@@ -112,8 +126,127 @@ func New(opts Options, log *zap.Logger) *Pool {
 	return &Pool{opts: opts, log: log}
 }
 
-// Options returns the options the pool was made with.
-func (p *Pool) Options() Options { return p.opts }
+// Options returns the pool's options.
+func (p *Pool) Options() Options {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.opts
+}
+
+// SetOptions changes the pool's options. When what a connection is (its
+// server, user, password or init query) changes, the connections opened
+// before are closed: the idle ones now, the others when released. A larger
+// size serves waiters at once; a smaller one takes effect as connections
+// are released.
+func (p *Pool) SetOptions(opts Options) {
+	p.mu.Lock()
+	old := p.opts
+	p.opts = opts
+	var retired []*Conn
+	if connIdentity(old) != connIdentity(opts) {
+		retired = p.retireLocked()
+	}
+	p.wakeForSlotsLocked()
+	p.mu.Unlock()
+	p.destroyAll(retired, "configuration changed")
+}
+
+// Reconnect closes every connection once it is idle: the idle ones now,
+// those in use when released. New ones are dialed as needed.
+func (p *Pool) Reconnect() {
+	p.mu.Lock()
+	retired := p.retireLocked()
+	p.mu.Unlock()
+	p.destroyAll(retired, "reconnect")
+}
+
+// retireLocked starts a new generation and takes the idle connections out.
+func (p *Pool) retireLocked() []*Conn {
+	p.gen++
+	idle := p.idle
+	p.idle = nil
+	return idle
+}
+
+func (p *Pool) destroyAll(conns []*Conn, reason string) {
+	for _, c := range conns {
+		p.destroy(c, reason)
+	}
+}
+
+// connIdentity is what makes two connections interchangeable.
+type identity struct {
+	host, dbname, user, password, initQuery string
+	port                                    int
+}
+
+func connIdentity(o Options) identity {
+	return identity{o.Host, o.DBName, o.User, o.Password, o.InitQuery, o.Port}
+}
+
+// Pause stops handing out and dialing connections: Acquire waits (within
+// its timeout) until Resume. Connections in use stay with their clients.
+func (p *Pool) Pause() {
+	p.mu.Lock()
+	p.paused = true
+	p.mu.Unlock()
+}
+
+// Resume ends a pause and serves the waiters.
+func (p *Pool) Resume() {
+	p.mu.Lock()
+	p.paused = false
+	for len(p.waiters) > 0 && len(p.idle) > 0 {
+		c := p.idle[len(p.idle)-1]
+		p.idle = p.idle[:len(p.idle)-1]
+		p.wakeLocked(c, nil) // a dead one is caught by the waiter's check
+	}
+	p.wakeForSlotsLocked()
+	p.mu.Unlock()
+}
+
+// wakeForSlotsLocked wakes as many waiters as there are free slots; each
+// goes round and dials (or finds it was taken, and waits again).
+func (p *Pool) wakeForSlotsLocked() {
+	for free := p.opts.Size - p.total; free > 0 && !p.paused && p.wakeLocked(nil, nil); free-- {
+	}
+}
+
+// CloseAllIdle closes every idle connection now and returns how many.
+func (p *Pool) CloseAllIdle() int {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	p.destroyAll(idle, "closed by admin")
+	return len(idle)
+}
+
+// DialFailure returns the last failure to open a connection while new
+// dials are still held back by it, or nil.
+func (p *Pool) DialFailure() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lastErr != nil && time.Now().Before(p.retryAt) {
+		return p.lastErr
+	}
+	return nil
+}
+
+// InUse counts the connections lent out (not idle, not being dialed).
+func (p *Pool) InUse() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.total - len(p.idle) - p.dialing
+}
+
+// Idle returns the idle connections, for reporting only: they may be
+// handed out or closed as soon as it returns.
+func (p *Pool) Idle() []*Conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.idle)
+}
 
 // Acquire returns an idle connection, dials a new one while the pool is
 // below its size, or waits (first come, first served) for one to be
@@ -126,10 +259,12 @@ func (p *Pool) TryAcquire(ctx context.Context) (*Conn, error) { return p.acquire
 
 func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 	var timeout <-chan time.Time
-	if wait && p.opts.AcquireTimeout > 0 {
-		t := time.NewTimer(p.opts.AcquireTimeout)
-		defer t.Stop()
-		timeout = t.C
+	if wait {
+		if d := p.Options().AcquireTimeout; d > 0 {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			timeout = t.C
+		}
 	}
 	timedOut := false
 	for {
@@ -138,7 +273,7 @@ func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 			p.mu.Unlock()
 			return nil, ErrClosed
 		}
-		if n := len(p.idle); n > 0 {
+		if n := len(p.idle); n > 0 && !p.paused {
 			c := p.idle[n-1]
 			p.idle = p.idle[:n-1]
 			p.mu.Unlock()
@@ -148,7 +283,7 @@ func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 			}
 			return c, nil
 		}
-		if p.total < p.opts.Size {
+		if p.total < p.opts.Size && !p.paused {
 			if p.lastErr != nil && time.Now().Before(p.retryAt) {
 				err := *p.lastErr
 				err.Retried = true
@@ -156,6 +291,7 @@ func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 				return nil, &err
 			}
 			p.total++
+			p.dialing++
 			p.mu.Unlock()
 			return p.dial(ctx)
 		}
@@ -168,7 +304,7 @@ func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 			}
 			return nil, ErrWouldWait
 		}
-		w := &waiter{ready: make(chan struct{})}
+		w := &waiter{since: time.Now(), ready: make(chan struct{})}
 		p.waiters = append(p.waiters, w)
 		p.mu.Unlock()
 
@@ -196,8 +332,17 @@ func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 			<-w.ready // handed something just now: take it
 			timedOut = true
 		}
-		if w.conn != nil || w.err != nil {
-			return w.conn, w.err
+		if w.err != nil {
+			return nil, w.err
+		}
+		if w.conn != nil {
+			if reason := p.unusable(w.conn); reason != "" {
+				// Handed over at Resume after sitting idle: it may have
+				// died meanwhile. Its slot is passed on by destroy.
+				p.destroy(w.conn, reason)
+				continue
+			}
+			return w.conn, nil
 		}
 		// A slot opened up: go round and dial.
 	}
@@ -230,17 +375,24 @@ func (p *Pool) wakeLocked(c *Conn, err error) bool {
 // and clean of client state. Anything else must go through Destroy.
 func (p *Pool) Release(c *Conn) {
 	c.lastUsed = time.Now()
-	if p.opts.Lifetime > 0 && c.lastUsed.Sub(c.created) > p.opts.Lifetime {
-		p.destroy(c, "lifetime")
-		return
-	}
 	p.mu.Lock()
-	if p.closed {
+	var reason string
+	switch {
+	case p.closed:
+		reason = "pool closed"
+	case c.gen != p.gen:
+		reason = "configuration changed"
+	case p.total > p.opts.Size:
+		reason = "pool size reduced"
+	case p.opts.Lifetime > 0 && c.lastUsed.Sub(c.created) > p.opts.Lifetime:
+		reason = "lifetime"
+	}
+	if reason != "" {
 		p.mu.Unlock()
-		p.destroy(c, "pool closed")
+		p.destroy(c, reason)
 		return
 	}
-	if !p.wakeLocked(c, nil) {
+	if p.paused || !p.wakeLocked(c, nil) {
 		p.idle = append(p.idle, c)
 	}
 	p.mu.Unlock()
@@ -261,7 +413,7 @@ func (p *Pool) destroy(c *Conn, reason string) {
 
 // unusable says why an idle connection must not be handed out, or "".
 func (p *Pool) unusable(c *Conn) string {
-	if p.opts.Lifetime > 0 && time.Since(c.created) > p.opts.Lifetime {
+	if lt := p.Options().Lifetime; lt > 0 && time.Since(c.created) > lt {
 		return "lifetime"
 	}
 	// An idle server says nothing. Bytes or EOF waiting on the socket mean
@@ -275,10 +427,11 @@ func (p *Pool) unusable(c *Conn) string {
 // CloseIdle closes idle connections unused for longer than the idle
 // timeout and returns how many it closed.
 func (p *Pool) CloseIdle(now time.Time) int {
+	p.mu.Lock()
 	if p.opts.IdleTimeout <= 0 {
+		p.mu.Unlock()
 		return 0
 	}
-	p.mu.Lock()
 	var old []*Conn
 	kept := p.idle[:0]
 	for _, c := range p.idle {
@@ -325,13 +478,31 @@ func (p *Pool) Baseline() (settings, params map[string]string) {
 func (p *Pool) Stat() Stat {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return Stat{Total: p.total, Idle: len(p.idle), Waiting: len(p.waiters), PreparedStatements: int(p.prepared.Load())}
+	st := Stat{
+		Total:              p.total,
+		Idle:               len(p.idle),
+		Dialing:            p.dialing,
+		Waiting:            len(p.waiters),
+		PreparedStatements: int(p.prepared.Load()),
+		InitFailures:       p.initFailures.Load(),
+		Paused:             p.paused,
+	}
+	if len(p.waiters) > 0 {
+		st.MaxWait = time.Since(p.waiters[0].since)
+	}
+	return st
 }
 
 // dial opens a connection in a slot already counted in total.
 func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 	start := time.Now()
-	c, err := p.connect(ctx)
+	p.mu.Lock()
+	opts, gen := p.opts, p.gen
+	p.mu.Unlock()
+	c, err := p.connect(ctx, opts)
+	p.mu.Lock()
+	p.dialing--
+	p.mu.Unlock()
 	if err != nil {
 		var derr *DialError
 		if !errors.As(err, &derr) {
@@ -347,12 +518,14 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 		}
 		p.mu.Unlock()
 		if derr.InInit {
+			p.initFailures.Add(1)
 			p.log.Error("init query failed", zap.Error(derr.Err), zap.Duration("retry_in", p.backoff))
 		} else {
 			p.log.Warn("server connect failed", zap.Error(derr.Err), zap.Duration("retry_in", p.backoff))
 		}
 		return nil, derr
 	}
+	c.gen = gen
 	p.mu.Lock()
 	p.lastErr, p.backoff = nil, 0
 	p.params = maps.Clone(c.Params)
@@ -362,24 +535,24 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 	return c, nil
 }
 
-func (p *Pool) connect(ctx context.Context) (*Conn, error) {
-	if p.opts.ConnectTimeout > 0 {
+func (p *Pool) connect(ctx context.Context, opts Options) (*Conn, error) {
+	if opts.ConnectTimeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, p.opts.ConnectTimeout)
+		ctx, cancel = context.WithTimeout(ctx, opts.ConnectTimeout)
 		defer cancel()
 	}
-	cfg, err := pgconn.ParseConfig(connString(p.opts))
+	cfg, err := pgconn.ParseConfig(connString(opts))
 	if err != nil {
 		return nil, err
 	}
-	if p.opts.Password != "" {
-		cfg.Password = p.opts.Password
+	if opts.Password != "" {
+		cfg.Password = opts.Password
 	}
 	pc, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	baseline, err := initquery.Run(ctx, pc, p.opts.InitQuery)
+	baseline, err := initquery.Run(ctx, pc, opts.InitQuery)
 	if err != nil {
 		pc.Close(ctx)
 		return nil, &DialError{Err: err, InInit: true}
@@ -404,7 +577,7 @@ func (p *Pool) connect(ctx context.Context) (*Conn, error) {
 		SecretKey: hc.SecretKey,
 		Params:    hc.ParameterStatuses,
 		Current:   baseline,
-		Prepared:  NewStatements(p.opts.StatementCacheSize, &p.prepared),
+		Prepared:  NewStatements(opts.StatementCacheSize, &p.prepared),
 		Baseline:  baseline,
 		pool:      p,
 		created:   now,

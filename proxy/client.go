@@ -12,11 +12,13 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
 
+	"github.com/pgpoolx/pgpoolx/admin"
 	"github.com/pgpoolx/pgpoolx/auth"
 	"github.com/pgpoolx/pgpoolx/config"
 	"github.com/pgpoolx/pgpoolx/pool"
@@ -29,8 +31,9 @@ const maxStartupLen = 10000
 
 // attachment is one lending of a server connection to a client.
 type attachment struct {
-	srv  *pool.Conn
-	done chan struct{} // closed when its relayServerToClient returns
+	srv   *pool.Conn
+	done  chan struct{} // closed when its relayServerToClient returns
+	start time.Time     // when the client took srv
 }
 
 // client is one client connection and its session.
@@ -47,7 +50,10 @@ type client struct {
 	db           string
 	user         string
 	mode         config.PoolMode
-	pool         *pool.Pool
+	pool         *serverPool
+	connectedAt  time.Time
+	appName      string            // application_name from the startup packet
+	admin        bool              // a session of the admin console
 	startupSet   map[string]string // settings from the startup packet
 	keyPID       uint32
 	keySec       uint32
@@ -92,6 +98,7 @@ type client struct {
 	pin         session.Reason // why the client keeps its server connection, or ""
 	pinnedAt    time.Time
 	pinTx       int    // transactions ended while pinned
+	pinDigest   string // digest of the statement that pinned it
 	dirty       bool   // the transaction under way may change session state
 	dirtyDigest string // digest of the statement that made it dirty
 	dirtyBytes  int
@@ -102,7 +109,19 @@ type client struct {
 	unnamedToken   uint64 // which unnamed statement is the client's (stmt.go)
 	cancelling     int    // cancel requests in flight for att
 	cancelDone     *sync.Cond
-	stopping       bool // pgpoolx shuts down: close the client once it is idle
+	// stopping is the error a client is closed with once it is idle
+	// (pgpoolx shuts down, or its database was removed), or nil.
+	stopping *clientError
+
+	// waitSince is when the client started waiting for a server
+	// connection (unix nanoseconds), or 0.
+	waitSince atomic.Int64
+	// reqStart is when the client sent the request (Query or Sync) whose
+	// ReadyForQuery is awaited (unix nanoseconds), or 0.
+	reqStart atomic.Int64
+	// bytesIn counts what the client sent since it was last added to the
+	// pool's counters; only the client loop touches it.
+	bytesIn uint64
 }
 
 func newClient(s *Server, nc net.Conn, id uint64) *client {
@@ -115,9 +134,11 @@ func newClient(s *Server, nc net.Conn, id uint64) *client {
 		r:       wire.NewReader(br, 0),
 		w:       bufio.NewWriterSize(nc, 8<<10),
 		log:     s.log.Named("client").With(zap.Uint64("client_id", id)),
-		track:   session.NewTracker(),
-		stmts:   map[string]*session.Statement{},
-		custom:  map[string]struct{}{},
+
+		connectedAt: time.Now(),
+		track:       session.NewTracker(),
+		stmts:       map[string]*session.Statement{},
+		custom:      map[string]struct{}{},
 	}
 	c.cancelDone = sync.NewCond(&c.mu)
 	return c
@@ -129,7 +150,7 @@ func (c *client) serve(ctx context.Context) {
 	defer stop()
 	defer c.netConn.Close()
 
-	if t := c.srv.cfg.ClientLoginTimeout.D(); t > 0 {
+	if t := c.srv.config().ClientLoginTimeout.D(); t > 0 {
 		c.netConn.SetDeadline(time.Now().Add(t))
 	}
 	ok, err := c.startup(ctx)
@@ -141,6 +162,17 @@ func (c *client) serve(ctx context.Context) {
 		return // a cancel request, or a client that left early
 	}
 	c.netConn.SetDeadline(time.Time{})
+	if c.admin {
+		if !c.srv.addAdminSession(c) {
+			return // shutting down
+		}
+		defer c.srv.removeAdminSession(c)
+		err = admin.Serve(ctx, c.r, c.w, c.srv)
+		if err != nil && !isDisconnect(err) {
+			c.log.Info("admin console session closed", zap.Error(err))
+		}
+		return
+	}
 	defer c.srv.unregister(c)
 	start := time.Now()
 	err = c.loop(ctx)
@@ -213,10 +245,15 @@ func (c *client) startup(ctx context.Context) (bool, error) {
 	}
 	c.log = c.log.With(zap.String("db", c.db), zap.String("user", c.user))
 
+	c.appName = params["application_name"]
+
 	if err := c.authenticate(); err != nil {
 		return false, err
 	}
-	dbc, ok := c.srv.cfg.Databases[c.db]
+	if c.db == config.AdminDatabase {
+		return true, c.startAdmin()
+	}
+	dbc, ok := c.srv.config().Databases[c.db]
 	if !ok {
 		return false, fatalf(codeInvalidCatalogName, "database %q does not exist", c.db)
 	}
@@ -310,7 +347,7 @@ func (c *client) startSession(ctx context.Context, wait bool) (*attachment, map[
 	c.mu.Lock()
 	c.want, c.defaults = want, want
 	c.mu.Unlock()
-	return &attachment{srv: srv, done: make(chan struct{})}, srv.Params, nil
+	return newAttachment(srv), srv.Params, nil
 }
 
 // readStartupPacket reads one length-prefixed packet without a type byte.
@@ -361,11 +398,11 @@ func hasProtocolOptions(params map[string]string) bool {
 
 // authenticate runs the exchange auth.type asks for.
 func (c *client) authenticate() error {
-	typ := c.srv.cfg.Auth.Type
+	typ := c.srv.config().Auth.Type
 	if typ == config.AuthTrust || typ == "" {
 		return nil
 	}
-	secret, known := c.srv.secrets[c.user]
+	secret, known := c.srv.secret(c.user)
 	fail := func() error {
 		c.log.Warn("client authentication failed", zap.String("auth", typ), zap.String("client_addr", c.netConn.RemoteAddr().String()))
 		return fatalf(codeInvalidPassword, "password authentication failed for user %q", c.user)
@@ -466,6 +503,7 @@ func (c *client) sendFatal(err error) {
 		ce = fatalf(codeProtocolViolation, "%v", err)
 	}
 	ce.severity = sevFatal
+	c.countError(ce)
 	// The deadline also frees a relay stuck writing to a client that does
 	// not read, which holds wmu.
 	c.netConn.SetWriteDeadline(time.Now().Add(time.Second))
@@ -478,6 +516,7 @@ func (c *client) sendFatal(err error) {
 // sendError answers a client message with an ERROR (not fatal); the
 // session goes on. With ready, a ReadyForQuery follows.
 func (c *client) sendError(ce *clientError, ready bool) error {
+	c.countError(ce)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.w.Write(ce.appendTo(nil))
@@ -485,6 +524,13 @@ func (c *client) sendError(ce *clientError, ready bool) error {
 		c.w.Write(wire.AppendReadyForQuery(c.scratch[:0], wire.TxIdle))
 	}
 	return c.w.Flush()
+}
+
+// countError counts an error pgpoolx itself sends the client.
+func (c *client) countError(ce *clientError) {
+	if c.pool != nil {
+		c.pool.stats.Error(ce.code)
+	}
 }
 
 func isDisconnect(err error) bool {
@@ -519,7 +565,7 @@ func (s *Server) cancel(ctx context.Context, body []byte) {
 	srvPID, srvKey, addr := a.srv.PID, a.srv.SecretKey, a.srv.Addr()
 	c.mu.Unlock()
 
-	cctx, cancel := context.WithTimeout(ctx, s.cfg.ConnectTimeout.D())
+	cctx, cancel := context.WithTimeout(ctx, s.config().ConnectTimeout.D())
 	err := pool.DialCancel(cctx, addr, srvPID, srvKey)
 	cancel()
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 // connection the client holds, taking one from the pool when a
 // transaction or batch starts. It returns when the client leaves.
 func (c *client) loop(ctx context.Context) error {
-	idleTimeout := c.srv.cfg.ClientIdleTimeout.D()
+	idleTimeout := c.srv.config().ClientIdleTimeout.D()
 	for {
 		if idleTimeout > 0 {
 			c.mu.Lock()
@@ -73,6 +73,13 @@ func (c *client) loop(ctx context.Context) error {
 // or batch starts. In transaction mode it keeps the client's prepared
 // statements valid on whatever server connection it holds (stmt.go).
 func (c *client) forward(ctx context.Context, typ byte, n int) error {
+	c.bytesIn += uint64(n) + 5
+	if typ == wire.Query || typ == wire.Sync {
+		// A request whose ReadyForQuery the relay will time (query time).
+		c.reqStart.CompareAndSwap(0, time.Now().UnixNano())
+		c.pool.stats.BytesIn.Add(c.bytesIn)
+		c.bytesIn = 0
+	}
 	out := outMsg{typ: typ}
 	var ref stmtRef
 	if c.mode == config.PoolModeTransaction {

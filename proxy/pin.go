@@ -32,7 +32,7 @@ func (c *client) markDirtyLocked(digest string, queryBytes int) {
 // reported parameter. Call with c.mu held; only the relay may call it.
 func (c *client) probeLocked(ctx context.Context, srv *pool.Conn) ([]byte, error) {
 	probe := session.NewProbe()
-	pctx, cancel := context.WithTimeout(ctx, c.srv.cfg.ConnectTimeout.D())
+	pctx, cancel := context.WithTimeout(ctx, c.srv.config().ConnectTimeout.D())
 	err := srv.Query(pctx, session.ProbeSQL(c.defaults, c.customNamesLocked(srv)), probe.Row)
 	cancel()
 	var reason session.Reason
@@ -101,6 +101,8 @@ func (c *client) setPinLocked(reason session.Reason, serverPID uint32) {
 	switch {
 	case reason != "" && c.pin == "":
 		c.pin, c.pinnedAt, c.pinTx = reason, time.Now(), 0
+		c.pinDigest = c.dirtyDigest
+		c.pool.stats.Pinned(string(reason))
 		c.log.Info("session pinned",
 			zap.String("reason", string(reason)),
 			zap.String("detail", reason.Detail()),

@@ -18,10 +18,15 @@ import (
 // acquire takes a server connection from the pool; without wait it fails
 // with pool.ErrWouldWait rather than queue.
 func (c *client) acquire(ctx context.Context, wait bool) (*pool.Conn, error) {
-	if wait {
-		return c.pool.Acquire(ctx)
+	if !wait {
+		return c.pool.TryAcquire(ctx)
 	}
-	return c.pool.TryAcquire(ctx)
+	start := time.Now()
+	c.waitSince.Store(start.UnixNano())
+	srv, err := c.pool.Acquire(ctx)
+	c.waitSince.Store(0)
+	c.pool.stats.Waited(time.Since(start))
+	return srv, err
 }
 
 // prepareServer runs pgpoolx's own query on a server connection before
@@ -29,7 +34,7 @@ func (c *client) acquire(ctx context.Context, wait bool) (*pool.Conn, error) {
 // when the server refused the query (a failed statement changes nothing),
 // or is destroyed when the connection itself failed.
 func (c *client) prepareServer(ctx context.Context, srv *pool.Conn, sql string, onRow func([][]byte)) error {
-	sctx, cancel := context.WithTimeout(ctx, c.srv.cfg.ConnectTimeout.D())
+	sctx, cancel := context.WithTimeout(ctx, c.srv.config().ConnectTimeout.D())
 	defer cancel()
 	err := srv.Query(sctx, sql, onRow)
 	var se *pool.ServerError
@@ -71,9 +76,13 @@ func (c *client) attach(ctx context.Context, wait bool) (*attachment, error) {
 			c.wmu.Unlock()
 		}
 	}
-	a := &attachment{srv: srv, done: make(chan struct{})}
+	a := newAttachment(srv)
 	c.startRelay(ctx, a)
 	return a, nil
+}
+
+func newAttachment(srv *pool.Conn) *attachment {
+	return &attachment{srv: srv, done: make(chan struct{}), start: time.Now()}
 }
 
 func (c *client) startRelay(ctx context.Context, a *attachment) {
@@ -104,11 +113,19 @@ func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 	defer close(a.done)
 	srv := a.srv
 	fatal := false // the server sent a FATAL error: it is about to close
+	// Traffic counted here and added to the pool's counters at each
+	// ReadyForQuery, rather than per message.
+	var sent, queries uint64
+	txStart := a.start
 	for {
-		typ, _, err := srv.R.Next()
+		typ, n, err := srv.R.Next()
 		if err != nil {
 			c.serverLost(a, err, fatal)
 			return
+		}
+		sent += uint64(n) + 5
+		if typ == wire.CommandComplete || typ == wire.EmptyQueryResponse || typ == wire.ErrorResponse {
+			queries++
 		}
 		var body []byte
 		var status byte
@@ -184,6 +201,10 @@ func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 			if idleNow && c.pin != "" {
 				c.pinTx++
 			}
+			if typ == wire.ReadyForQuery {
+				c.countReady(&txStart, sent, queries, status == wire.TxIdle)
+				sent, queries = 0, 0
+			}
 			release = idleNow && c.pin == ""
 			if release {
 				c.att = nil
@@ -193,8 +214,12 @@ func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 					c.cancelDone.Wait()
 				}
 			}
-			stopNow = c.stopping && typ == wire.ReadyForQuery && c.track.Idle()
+			stopNow = c.stopping != nil && typ == wire.ReadyForQuery && c.track.Idle()
 			c.mu.Unlock()
+		}
+
+		if typ == wire.ErrorResponse && forward {
+			c.pool.stats.Error(errorField(body, 'C'))
 		}
 
 		var werr, rerr error // failures of the client and of the server
@@ -242,12 +267,35 @@ func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 			c.pool.Release(srv)
 		}
 		if stopNow && werr == nil {
-			c.sendFatal(fatalf(codeAdminShutdown, "terminating connection because pgpoolx is shutting down"))
+			c.sendFatal(c.stopping)
 			c.netConn.Close()
 		}
 		if release {
 			return
 		}
+	}
+}
+
+// countReady adds a request's traffic to the pool's counters when its
+// ReadyForQuery arrives; idle says the transaction ended.
+func (c *client) countReady(txStart *time.Time, sent, queries uint64, idle bool) {
+	st := &c.pool.stats
+	st.BytesOut.Add(sent)
+	st.Queries.Add(queries)
+	now := time.Now()
+	if t := c.reqStart.Swap(0); t != 0 {
+		req := time.Unix(0, t)
+		st.QueryMicros.Add(uint64(now.Sub(req).Microseconds()))
+		if txStart.IsZero() {
+			*txStart = req
+		}
+	}
+	if idle {
+		st.Xacts.Add(1)
+		if !txStart.IsZero() {
+			st.XactMicros.Add(uint64(now.Sub(*txStart).Microseconds()))
+		}
+		*txStart = time.Time{}
 	}
 }
 
@@ -358,7 +406,7 @@ func (c *client) finish(ctx context.Context) {
 // resetServer clears everything a client left in a server's session and
 // applies the init query again, so the next client finds the baseline.
 func (c *client) resetServer(ctx context.Context, srv *pool.Conn) error {
-	rctx, cancel := context.WithTimeout(ctx, c.srv.cfg.ConnectTimeout.D())
+	rctx, cancel := context.WithTimeout(ctx, c.srv.config().ConnectTimeout.D())
 	defer cancel()
 	if err := srv.Exec(rctx, "DISCARD ALL"); err != nil {
 		return err
@@ -374,15 +422,15 @@ func (c *client) resetServer(ctx context.Context, srv *pool.Conn) error {
 	return nil
 }
 
-// stopWhenIdle is called at shutdown: a client between transactions is
-// told and closed now; one in a transaction is closed when it ends.
-func (c *client) stopWhenIdle() {
+// stopWhenIdle closes the client with ce: now if it is between
+// transactions, else when its transaction ends.
+func (c *client) stopWhenIdle(ce *clientError) {
 	c.mu.Lock()
-	c.stopping = true
+	c.stopping = ce
 	now := c.att == nil || c.track.Idle()
 	c.mu.Unlock()
 	if now {
-		c.sendFatal(fatalf(codeAdminShutdown, "terminating connection because pgpoolx is shutting down"))
+		c.sendFatal(ce)
 		c.netConn.Close()
 	}
 }

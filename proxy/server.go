@@ -16,48 +16,100 @@ import (
 	"github.com/pgpoolx/pgpoolx/auth"
 	"github.com/pgpoolx/pgpoolx/config"
 	"github.com/pgpoolx/pgpoolx/pinning"
-	"github.com/pgpoolx/pgpoolx/pool"
+	"github.com/pgpoolx/pgpoolx/stats"
 )
-
-type poolKey struct{ db, user string }
 
 // Server accepts client connections and serves them from its pools.
 type Server struct {
-	cfg *config.Config
 	log *zap.Logger
+	// settings is the configuration in force and what is derived from it;
+	// a reload swaps it whole.
+	settings atomic.Pointer[settings]
+	opts     Options
+	started  time.Time
 
 	// unnamedTokens numbers the clients' unnamed statements, so a server
 	// connection can tell whose unnamed statement it holds.
 	unnamedTokens atomic.Uint64
 
-	secrets map[string]auth.Secret // client credentials by user name
+	// shutdownReq is closed by the admin console's SHUTDOWN.
+	shutdownReq  chan struct{}
+	shutdownOnce sync.Once
+	reloadMu     sync.Mutex // one reload at a time
 
 	mu       sync.Mutex
 	rdsSeen  map[string]struct{} // digests already reported as RDS Proxy pins
-	pools    map[poolKey]*pool.Pool
-	clients  map[uint32]*client // by the process id pgpoolx issued
+	pools    map[poolKey]*serverPool
+	clients  map[uint32]*client   // by the process id pgpoolx issued
+	consoles map[*client]struct{} // admin console sessions
+	paused   map[string]bool      // databases paused by PAUSE or KILL ("" = all)
+	rates    map[string]stats.Rates
 	nextID   uint64
 	stopping bool
 	wg       sync.WaitGroup // one per client goroutine
 }
 
-// NewServer returns a server for cfg, which must be valid.
-func NewServer(cfg *config.Config, log *zap.Logger) (*Server, error) {
-	secrets := map[string]auth.Secret{}
+// Options are what a Server needs besides its configuration.
+type Options struct {
+	// ConfigFile is re-read by RELOAD (and SIGHUP, through Reload).
+	ConfigFile string
+	// Level is the logger's level, which a reload changes.
+	Level *zap.AtomicLevel
+	// Version is pgpoolx's version, shown by the admin console.
+	Version string
+}
+
+// settings is one configuration and the credentials parsed from it.
+type settings struct {
+	cfg     *config.Config
+	secrets map[string]auth.Secret // client credentials by user name
+	admins  map[string]bool
+}
+
+func newSettings(cfg *config.Config) (*settings, error) {
+	st := &settings{cfg: cfg, secrets: map[string]auth.Secret{}, admins: map[string]bool{}}
 	for name, u := range cfg.Auth.Users {
 		s, err := auth.ParseSecret(name, u.Password)
 		if err != nil {
 			return nil, fmt.Errorf("auth.users.%s.password: %w", name, err)
 		}
-		secrets[name] = s
+		st.secrets[name] = s
 	}
-	return &Server{
-		cfg:     cfg,
-		log:     log,
-		secrets: secrets,
-		pools:   map[poolKey]*pool.Pool{},
-		clients: map[uint32]*client{},
-	}, nil
+	for _, u := range cfg.AdminUsers {
+		st.admins[u] = true
+	}
+	return st, nil
+}
+
+// NewServer returns a server for cfg, which must be valid.
+func NewServer(cfg *config.Config, log *zap.Logger, opts ...Options) (*Server, error) {
+	st, err := newSettings(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		log:         log,
+		started:     time.Now(),
+		shutdownReq: make(chan struct{}),
+		pools:       map[poolKey]*serverPool{},
+		clients:     map[uint32]*client{},
+		consoles:    map[*client]struct{}{},
+		paused:      map[string]bool{},
+	}
+	if len(opts) > 0 {
+		s.opts = opts[0]
+	}
+	s.settings.Store(st)
+	return s, nil
+}
+
+// config returns the configuration in force.
+func (s *Server) config() *config.Config { return s.settings.Load().cfg }
+
+// secret returns the credential of a client user, if configured.
+func (s *Server) secret(user string) (auth.Secret, bool) {
+	sec, ok := s.settings.Load().secrets[user]
+	return sec, ok
 }
 
 // Serve accepts clients on ln until ctx is cancelled, then shuts down
@@ -70,7 +122,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancelSessions()
 
 	go s.reapIdleServers(sessCtx)
-	if d := s.cfg.StatsPeriod.D(); d > 0 {
+	go s.computeRates(sessCtx)
+	if d := s.config().StatsPeriod.D(); d > 0 {
 		go s.logStatsEvery(sessCtx, d)
 	}
 
@@ -80,6 +133,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	var err error
 	select {
 	case <-ctx.Done():
+	case <-s.shutdownReq:
+		s.log.Info("shutdown requested from the admin console")
 	case err = <-acceptDone:
 	}
 	ln.Close()
@@ -137,8 +192,8 @@ func (s *Server) register(c *client) error {
 	if s.stopping {
 		return fatalf(codeAdminShutdown, "pgpoolx is shutting down")
 	}
-	if len(s.clients) >= s.cfg.MaxClientConn {
-		return fatalf(codeTooManyConnections, "sorry, too many clients already (max_client_conn is %d)", s.cfg.MaxClientConn)
+	if max := s.config().MaxClientConn; len(s.clients) >= max {
+		return fatalf(codeTooManyConnections, "sorry, too many clients already (max_client_conn is %d)", max)
 	}
 	for {
 		rand.Read(b[:])
@@ -150,6 +205,24 @@ func (s *Server) register(c *client) error {
 		s.clients[pid] = c
 		return nil
 	}
+}
+
+// addAdminSession records an admin console session, so that shutdown can
+// close it; false if pgpoolx is shutting down.
+func (s *Server) addAdminSession(c *client) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return false
+	}
+	s.consoles[c] = struct{}{}
+	return true
+}
+
+func (s *Server) removeAdminSession(c *client) {
+	s.mu.Lock()
+	delete(s.consoles, c)
+	s.mu.Unlock()
 }
 
 func (s *Server) unregister(c *client) {
@@ -195,117 +268,6 @@ func (s *Server) reportRDSProxy(log *zap.Logger, digest string, r pinning.Reason
 	}
 }
 
-// poolFor returns the pool of server connections for a client of database
-// db (its client-facing name) logged in as user.
-func (s *Server) poolFor(db string, dbc *config.Database, user string) *pool.Pool {
-	serverUser := dbc.User
-	if serverUser == "" {
-		serverUser = user
-	}
-	key := poolKey{db, serverUser}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if p, ok := s.pools[key]; ok {
-		return p
-	}
-	p := pool.New(pool.Options{
-		Host:           dbc.Host,
-		Port:           dbc.Port,
-		DBName:         dbc.DBName,
-		User:           serverUser,
-		Password:       dbc.Password,
-		Size:           dbc.PoolSize,
-		InitQuery:      dbc.InitQuery,
-		ConnectTimeout: s.cfg.ConnectTimeout.D(),
-		AcquireTimeout: s.cfg.AcquireTimeout.D(),
-		IdleTimeout:    s.cfg.ServerIdleTimeout.D(),
-		Lifetime:       s.cfg.ServerLifetime.D(),
-
-		StatementCacheSize: s.cfg.PreparedStatements.CacheSize,
-	}, s.log.Named("pool").With(zap.String("db", db), zap.String("user", serverUser)))
-	s.pools[key] = p
-	return p
-}
-
-func (s *Server) reapIdleServers(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			s.mu.Lock()
-			pools := make([]*pool.Pool, 0, len(s.pools))
-			for _, p := range s.pools {
-				pools = append(pools, p)
-			}
-			s.mu.Unlock()
-			for _, p := range pools {
-				p.CloseIdle(now)
-			}
-		}
-	}
-}
-
-// logStatsEvery logs each pool's counters every period until ctx ends.
-func (s *Server) logStatsEvery(ctx context.Context, period time.Duration) {
-	t := time.NewTicker(period)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.logStats()
-		}
-	}
-}
-
-// clientStat sums what the clients of one pool hold.
-type clientStat struct{ clients, pinned, statements int }
-
-// logStats logs one "pool stats" line per pool: its server connections,
-// the clients waiting for one, and the prepared statements pgpoolx keeps
-// on servers and for clients (both bounded, and here visible).
-func (s *Server) logStats() {
-	s.mu.Lock()
-	clients := make([]*client, 0, len(s.clients))
-	for _, c := range s.clients {
-		clients = append(clients, c)
-	}
-	pools := make(map[poolKey]*pool.Pool, len(s.pools))
-	for k, p := range s.pools {
-		pools[k] = p
-	}
-	s.mu.Unlock()
-	byPool := map[*pool.Pool]clientStat{}
-	for _, c := range clients {
-		c.mu.Lock()
-		cs := byPool[c.pool]
-		cs.clients++
-		if c.pin != "" {
-			cs.pinned++
-		}
-		cs.statements += len(c.stmts)
-		byPool[c.pool] = cs
-		c.mu.Unlock()
-	}
-	for k, p := range pools {
-		st, cs := p.Stat(), byPool[p]
-		s.log.Info("pool stats",
-			zap.String("db", k.db),
-			zap.String("user", k.user),
-			zap.Int("clients", cs.clients),
-			zap.Int("clients_pinned", cs.pinned),
-			zap.Int("clients_waiting", st.Waiting),
-			zap.Int("server_conns", st.Total),
-			zap.Int("server_conns_idle", st.Idle),
-			zap.Int("server_prepared_statements", st.PreparedStatements),
-			zap.Int("client_prepared_statements", cs.statements))
-	}
-}
-
 // shutdown closes idle clients now, gives the others shutdown_timeout to
 // finish their transactions, then closes everything.
 func (s *Server) shutdown(cancelSessions context.CancelFunc) {
@@ -315,15 +277,18 @@ func (s *Server) shutdown(cancelSessions context.CancelFunc) {
 	for _, c := range s.clients {
 		clients = append(clients, c)
 	}
+	for c := range s.consoles {
+		c.netConn.Close()
+	}
 	s.mu.Unlock()
 	s.log.Info("shutting down", zap.Int("clients", len(clients)))
 	for _, c := range clients {
-		c.stopWhenIdle()
+		c.stopWhenIdle(fatalf(codeAdminShutdown, "terminating connection because pgpoolx is shutting down"))
 	}
 
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
-	timer := time.NewTimer(s.cfg.ShutdownTimeout.D())
+	timer := time.NewTimer(s.config().ShutdownTimeout.D())
 	defer timer.Stop()
 	select {
 	case <-done:

@@ -58,7 +58,7 @@ func (c *client) readStatementRef(typ byte, n int, out *outMsg) (stmtRef, error)
 	var ref stmtRef
 	switch typ {
 	case wire.Query:
-		if n > c.srv.cfg.Pinning.MaxQueryBytes {
+		if n > c.srv.config().Pinning.MaxQueryBytes {
 			// Too long to analyse: it streams through, and the probe at
 			// the end of its transaction finds what it did.
 			ref.effect, ref.queryBytes = session.Effect{Changes: true}, n
@@ -241,7 +241,7 @@ func (c *client) analyze(sql string, ref *stmtRef) (deallocate []string) {
 	c.mu.Lock()
 	syntax := pinning.Syntax{StandardConformingStringsOff: c.want["standard_conforming_strings"] == "off"}
 	c.mu.Unlock()
-	rds := c.srv.cfg.Pinning.RDSProxyReport
+	rds := c.srv.config().Pinning.RDSProxyReport
 	for st := range syntax.Analyze(sql) {
 		e := session.EffectOf(st)
 		c.noteCustomSettings(st)

@@ -31,7 +31,9 @@ const (
 	BackendKeyData  byte = 'K'
 	DataRow         byte = 'D'
 	CommandComplete byte = 'C'
-	CopyInResponse  byte = 'G'
+	// EmptyQueryResponse answers a query string with no statement.
+	EmptyQueryResponse byte = 'I'
+	CopyInResponse     byte = 'G'
 )
 
 // Transaction status bytes carried by ReadyForQuery.

@@ -12,14 +12,17 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/pgpoolx/pgpoolx/config"
+	"github.com/pgpoolx/pgpoolx/metrics"
 	"github.com/pgpoolx/pgpoolx/proxy"
 )
 
@@ -81,13 +84,14 @@ func runWithReady(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		fmt.Fprintf(stderr, "pgpoolx: %s:\n%v\n", *configPath, err)
 		return errReported
 	}
-	log, err := newLogger(cfg.Log, stderr)
-	if err != nil {
+	level := zap.NewAtomicLevel()
+	if err := level.UnmarshalText([]byte(cfg.Log.Level)); err != nil {
 		return err
 	}
+	log := newLogger(cfg.Log, level, stderr)
 	defer log.Sync()
 
-	srv, err := proxy.NewServer(cfg, log)
+	srv, err := proxy.NewServer(cfg, log, proxy.Options{ConfigFile: *configPath, Level: &level, Version: version})
 	if err != nil {
 		return err
 	}
@@ -96,6 +100,31 @@ func runWithReady(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	if cfg.AdminListen != "" {
+		aln, err := lc.Listen(ctx, "tcp", cfg.AdminListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("admin_listen on %s: %w", cfg.AdminListen, err)
+		}
+		hs := &http.Server{Handler: metrics.Handler(srv), ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(aln)
+		defer hs.Close()
+		log.Info("serving /metrics, /healthz and /readyz", zap.String("addr", aln.Addr().String()))
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				srv.Reload() // logs the outcome
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
 	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("version", version),
 		zap.Int("databases", len(cfg.Databases)))
 	if ready != nil {
@@ -126,11 +155,7 @@ func check(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func newLogger(lc config.Log, w io.Writer) (*zap.Logger, error) {
-	level, err := zapcore.ParseLevel(lc.Level)
-	if err != nil {
-		return nil, err
-	}
+func newLogger(lc config.Log, level zap.AtomicLevel, w io.Writer) *zap.Logger {
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
 	enc.TimeKey = "ts"
@@ -142,5 +167,5 @@ func newLogger(lc config.Log, w io.Writer) (*zap.Logger, error) {
 		encoder = zapcore.NewJSONEncoder(enc)
 	}
 	core := zapcore.NewCore(encoder, zapcore.AddSync(w), level)
-	return zap.New(core).Named("pgpoolx"), nil
+	return zap.New(core).Named("pgpoolx")
 }

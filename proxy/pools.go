@@ -1,0 +1,176 @@
+package proxy
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/pgpoolx/pgpoolx/config"
+	"github.com/pgpoolx/pgpoolx/pool"
+	"github.com/pgpoolx/pgpoolx/stats"
+)
+
+type poolKey struct{ db, user string }
+
+// serverPool is a pool of server connections for one (database, server
+// user) pair and the traffic counters of the clients it serves.
+type serverPool struct {
+	*pool.Pool
+	key   poolKey
+	stats stats.Counters
+}
+
+// poolFor returns the pool of server connections for a client of database
+// db (its client-facing name) logged in as user.
+func (s *Server) poolFor(db string, dbc *config.Database, user string) *serverPool {
+	serverUser := dbc.User
+	if serverUser == "" {
+		serverUser = user
+	}
+	key := poolKey{db, serverUser}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.pools[key]; ok {
+		return p
+	}
+	p := &serverPool{
+		key:  key,
+		Pool: pool.New(poolOptions(s.config(), dbc, serverUser), s.log.Named("pool").With(zap.String("db", db), zap.String("user", serverUser))),
+	}
+	if s.paused[db] || s.paused[""] {
+		p.Pause()
+	}
+	s.pools[key] = p
+	return p
+}
+
+// poolOptions are the options of the pool of database dbc for serverUser.
+func poolOptions(cfg *config.Config, dbc *config.Database, serverUser string) pool.Options {
+	return pool.Options{
+		Host:           dbc.Host,
+		Port:           dbc.Port,
+		DBName:         dbc.DBName,
+		User:           serverUser,
+		Password:       dbc.Password,
+		Size:           dbc.PoolSize,
+		InitQuery:      dbc.InitQuery,
+		ConnectTimeout: cfg.ConnectTimeout.D(),
+		AcquireTimeout: cfg.AcquireTimeout.D(),
+		IdleTimeout:    cfg.ServerIdleTimeout.D(),
+		Lifetime:       cfg.ServerLifetime.D(),
+
+		StatementCacheSize: cfg.PreparedStatements.CacheSize,
+	}
+}
+
+// allPools returns the pools, optionally only those of database db.
+func (s *Server) allPools(db string) []*serverPool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pools := make([]*serverPool, 0, len(s.pools))
+	for k, p := range s.pools {
+		if db == "" || k.db == db {
+			pools = append(pools, p)
+		}
+	}
+	return pools
+}
+
+// allClients returns the registered clients, optionally only those of
+// database db.
+func (s *Server) allClients(db string) []*client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clients := make([]*client, 0, len(s.clients))
+	for _, c := range s.clients {
+		if db == "" || c.db == db {
+			clients = append(clients, c)
+		}
+	}
+	return clients
+}
+
+func (s *Server) reapIdleServers(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			for _, p := range s.allPools("") {
+				p.CloseIdle(now)
+			}
+		}
+	}
+}
+
+// ratePeriod is the period over which SHOW STATS averages.
+const ratePeriod = 15 * time.Second
+
+// computeRates keeps each database's per-second averages over the last
+// ratePeriod, for SHOW STATS.
+func (s *Server) computeRates(ctx context.Context) {
+	t := time.NewTicker(ratePeriod)
+	defer t.Stop()
+	prev, prevAt := s.totalsByDatabase(), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			cur := s.totalsByDatabase()
+			rates := map[string]stats.Rates{}
+			for db, t := range cur {
+				rates[db] = stats.RatesBetween(prev[db], t, now.Sub(prevAt))
+			}
+			s.mu.Lock()
+			s.rates = rates
+			s.mu.Unlock()
+			prev, prevAt = cur, now
+		}
+	}
+}
+
+// totalsByDatabase sums the counters of each database's pools.
+func (s *Server) totalsByDatabase() map[string]stats.Totals {
+	totals := map[string]stats.Totals{}
+	for _, p := range s.allPools("") {
+		totals[p.key.db] = totals[p.key.db].Add(p.stats.Snapshot())
+	}
+	return totals
+}
+
+// logStatsEvery logs each pool's counters every period until ctx ends.
+func (s *Server) logStatsEvery(ctx context.Context, period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.logStats()
+		}
+	}
+}
+
+// logStats logs one "pool stats" line per pool: its server connections,
+// the clients waiting for one, and the prepared statements pgpoolx keeps
+// on servers and for clients (both bounded, and here visible).
+func (s *Server) logStats() {
+	for _, ps := range s.poolSnapshots() {
+		s.log.Info("pool stats",
+			zap.String("db", ps.Database),
+			zap.String("user", ps.User),
+			zap.Int("clients", ps.ClientsActive+ps.ClientsWaiting+ps.ClientsIdle),
+			zap.Int("clients_pinned", ps.ClientsPinned),
+			zap.Int("clients_waiting", ps.ClientsWaiting),
+			zap.Int("server_conns", ps.ServersActive+ps.ServersIdle+ps.ServersLogin),
+			zap.Int("server_conns_idle", ps.ServersIdle),
+			zap.Int("server_prepared_statements", ps.PreparedStatements),
+			zap.Int("client_prepared_statements", ps.ClientPreparedStatements),
+			zap.Uint64("transactions", ps.Totals.Xacts))
+	}
+}
