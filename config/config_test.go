@@ -67,6 +67,31 @@ func TestParseProblems(t *testing.T) {
 		message string // the whole message, or its start when prefix is set
 		prefix  bool
 	}{
+		// The admin endpoint and console.
+		{
+			name:    "admin_listen without a port",
+			yaml:    "admin_listen: localhost\n" + minimal,
+			path:    "admin_listen",
+			message: `must be host:port, such as "127.0.0.1:9127", or empty for none`,
+		},
+		{
+			name:    "admin_users as a mapping",
+			yaml:    "admin_users:\n  a: b\n" + minimal,
+			path:    "admin_users",
+			message: "line 2: expected a list, found a mapping",
+		},
+		{
+			name:    "admin_users entry not among auth.users",
+			yaml:    "admin_users: [ops]\nauth:\n  type: md5\n  users:\n    app:\n      password: x\n" + minimal,
+			path:    "admin_users[0]",
+			message: `"ops" is not in auth.users, so it could never log in`,
+		},
+		{
+			name:    "empty admin user",
+			yaml:    "admin_users: ['']\n" + minimal,
+			path:    "admin_users[0]",
+			message: "a user name must not be empty",
+		},
 		// Decoding.
 		{
 			name:    "unknown key at top level with suggestion",
@@ -1071,5 +1096,69 @@ func TestPreparedStatementsCacheSize(t *testing.T) {
 				t.Errorf("cache_size = %d, want %d", c.PreparedStatements.CacheSize, tt.want)
 			}
 		})
+	}
+}
+
+func TestAdminSettings(t *testing.T) {
+	tests := []struct {
+		yaml string
+		want []string
+	}{
+		{"admin_users: [ops, dba]\n", []string{"ops", "dba"}},
+		{"admin_users: ops\n", []string{"ops"}},
+		{"admin_users:\n  - ops\n", []string{"ops"}},
+		{"", nil},
+	}
+	for _, tt := range tests {
+		c := mustParse(t, tt.yaml+"admin_listen: 127.0.0.1:0\n"+minimal, nil)
+		if !reflect.DeepEqual(c.AdminUsers, tt.want) {
+			t.Errorf("%q: AdminUsers = %q, want %q", tt.yaml, c.AdminUsers, tt.want)
+		}
+		if c.AdminListen != "127.0.0.1:0" {
+			t.Errorf("AdminListen = %q", c.AdminListen)
+		}
+	}
+}
+
+func TestSettingsListEveryTopLevelKey(t *testing.T) {
+	c := mustParse(t, "admin_users: [ops]\n"+minimal, nil)
+	got := map[string]config.Setting{}
+	for _, s := range c.Settings() {
+		got[s.Key] = s
+	}
+	for key, want := range map[string]string{
+		"max_client_conn": "10000", "admin_users": "ops", "acquire_timeout": "30s",
+		"pinning.max_query_bytes": "1048576", "listen": "127.0.0.1:6432",
+	} {
+		if got[key].Value != want {
+			t.Errorf("setting %s = %q, want %q", key, got[key].Value, want)
+		}
+	}
+	if got["listen"].Changeable || !got["pool_mode"].Changeable {
+		t.Errorf("changeable: listen %v, pool_mode %v; want false, true", got["listen"].Changeable, got["pool_mode"].Changeable)
+	}
+	// Every key of the YAML's top level (and its sections) is listed.
+	typ := reflect.TypeFor[config.Config]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "databases" {
+			continue // SHOW DATABASES
+		}
+		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[config.Duration]() {
+			for j := range f.Type.NumField() {
+				sub, _, _ := strings.Cut(f.Type.Field(j).Tag.Get("yaml"), ",")
+				if sub == "users" {
+					continue // credentials are never shown
+				}
+				if _, ok := got[name+"."+sub]; !ok {
+					t.Errorf("Settings lacks %s.%s", name, sub)
+				}
+			}
+			continue
+		}
+		if _, ok := got[name]; !ok {
+			t.Errorf("Settings lacks %s", name)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -34,6 +35,9 @@ type pooler struct {
 	db      string // the database name, the same for clients and server
 	addr    string
 	logs    *observer.ObservedLogs
+	srv     *proxy.Server
+	// configFile holds the configuration, which srv.Reload re-reads.
+	configFile string
 }
 
 // startPooler starts pgpoolx for a fresh database. dbYAML adds keys to the
@@ -74,6 +78,10 @@ func newPooler(t testing.TB, c *pgcluster.Cluster, db, topYAML, dbYAML string) (
 			b.WriteString("    " + line + "\n")
 		}
 	}
+	configFile := filepath.Join(t.TempDir(), "pgpoolx.yaml")
+	if err := os.WriteFile(configFile, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := config.Parse([]byte(b.String()), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatalf("config:\n%s\n%v", b.String(), err)
@@ -81,7 +89,7 @@ func newPooler(t testing.TB, c *pgcluster.Cluster, db, topYAML, dbYAML string) (
 	core, logs := observer.New(zapcore.DebugLevel)
 	log := zap.New(zapcore.NewTee(core, zaptest.NewLogger(t, zaptest.Level(zapcore.InfoLevel)).Core()))
 
-	srv, err := proxy.NewServer(cfg, log)
+	srv, err := proxy.NewServer(cfg, log, proxy.Options{ConfigFile: configFile, Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +97,7 @@ func newPooler(t testing.TB, c *pgcluster.Cluster, db, topYAML, dbYAML string) (
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &pooler{cluster: c, db: db, addr: ln.Addr().String(), logs: logs}
+	p := &pooler{cluster: c, db: db, addr: ln.Addr().String(), logs: logs, srv: srv, configFile: configFile}
 	return p, func(ctx context.Context) error { return srv.Serve(ctx, ln) }
 }
 

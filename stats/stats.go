@@ -12,7 +12,7 @@ import (
 
 // WaitBuckets are the upper bounds, in seconds, of the acquire wait
 // histogram: how long a client waited for a server connection.
-var WaitBuckets = []float64{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30}
+var WaitBuckets = [...]float64{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30}
 
 // Counters are one pool's traffic counters. Clients add to them at
 // transaction boundaries, not per message, so they cost the hot path a
@@ -23,7 +23,7 @@ type Counters struct {
 	XactMicros        atomic.Uint64 // time clients held a server connection
 	QueryMicros       atomic.Uint64 // time from a request to its ReadyForQuery
 	WaitMicros        atomic.Uint64 // time clients waited for a server connection
-	waits             [13]atomic.Uint64
+	waits             [len(WaitBuckets) + 1]atomic.Uint64
 
 	mu     sync.Mutex
 	pins   map[string]uint64 // by reason
