@@ -266,6 +266,9 @@ func (d *decoder) sequence(n *yaml.Node, v reflect.Value, path string) {
 		d.problems.addf(path, "line %d: expected a list, found %s", n.Line, kindName(n))
 		return
 	}
+	if len(items) == 0 {
+		return // an empty list is the same as none
+	}
 	s := reflect.MakeSlice(v.Type(), len(items), len(items))
 	for i, item := range items {
 		d.value(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
