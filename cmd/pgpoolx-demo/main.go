@@ -59,6 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	flags := flag.NewFlagSet("pgpoolx-demo", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	port := flags.Int("port", 6432, "TCP port pgpoolx listens on, on 127.0.0.1")
+	adminPort := flags.Int("admin-port", 9127, "TCP port of /metrics, /healthz and /readyz, on 127.0.0.1 (0: none)")
 	binFlag := flags.String("pgpoolx", filepath.Join("bin", "pgpoolx"), "the pgpoolx binary to run (build it with `make build`)")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -78,12 +79,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		return fmt.Errorf("no pgpoolx binary at %s: build it with `make build` or pass -pgpoolx PATH", bin)
 	}
 	listen := net.JoinHostPort(demoHost, strconv.Itoa(*port))
-	// Fail before starting PostgreSQL if pgpoolx could not listen anyway.
-	l, err := net.Listen("tcp", listen)
-	if err != nil {
-		return fmt.Errorf("port %d is not free (pick another with -port): %w", *port, err)
+	adminListen := ""
+	if *adminPort != 0 {
+		adminListen = net.JoinHostPort(demoHost, strconv.Itoa(*adminPort))
 	}
-	l.Close()
+	// Fail before starting PostgreSQL if pgpoolx could not listen anyway.
+	for _, f := range []struct {
+		addr, flag string
+	}{{listen, "-port"}, {adminListen, "-admin-port"}} {
+		if f.addr == "" {
+			continue
+		}
+		l, err := net.Listen("tcp", f.addr)
+		if err != nil {
+			return fmt.Errorf("%s is not free (pick another port with %s): %w", f.addr, f.flag, err)
+		}
+		l.Close()
+	}
 
 	fmt.Fprintln(stdout, "Starting a throwaway PostgreSQL ...")
 	cluster, err := pgcluster.Start(ctx, pgcluster.Options{})
@@ -102,7 +114,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	if err := cluster.CreateDatabase(ctx, demoDB); err != nil {
 		return err
 	}
-	cfg, err := demoConfig(listen, cluster.Host(), cluster.Port())
+	cfg, err := demoConfig(listen, adminListen, cluster.Host(), cluster.Port())
 	if err != nil {
 		return err
 	}
@@ -134,7 +146,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	}
 
 	dsn := fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", listen, demoDB)
-	fmt.Fprintf(stdout, "\npgpoolx is listening. Connect with:\n  psql %q\n  DATABASE_URL=%s\nPress Ctrl-C to stop (the throwaway PostgreSQL is removed).\n\n", dsn, dsn)
+	fmt.Fprintf(stdout, "\npgpoolx is listening. Connect with:\n  psql %q\n  DATABASE_URL=%s\n", dsn, dsn)
+	fmt.Fprintf(stdout, "Admin console (SHOW POOLS, SHOW PINS, PAUSE ...):\n  psql %q\n",
+		fmt.Sprintf("postgres://admin@%s/pgpoolx?sslmode=disable", listen))
+	if adminListen != "" {
+		fmt.Fprintf(stdout, "Metrics:\n  curl http://%s/metrics\n", adminListen)
+	}
+	fmt.Fprintf(stdout, "Press Ctrl-C to stop (the throwaway PostgreSQL is removed).\n\n")
 
 	select {
 	case <-ctx.Done():
@@ -201,8 +219,9 @@ func terminate(cmd *exec.Cmd, exited <-chan error, stderr io.Writer) {
 }
 
 // demoConfig is the pgpoolx config file: one database, appdb, on the
-// throwaway cluster, with trust auth so psql needs no password.
-func demoConfig(listen, pgHost string, pgPort int) ([]byte, error) {
+// throwaway cluster, with trust auth so psql needs no password, and the
+// admin console open to user admin.
+func demoConfig(listen, adminListen, pgHost string, pgPort int) ([]byte, error) {
 	type database struct {
 		Host      string `yaml:"host"`
 		Port      int    `yaml:"port"`
@@ -212,9 +231,11 @@ func demoConfig(listen, pgHost string, pgPort int) ([]byte, error) {
 		InitQuery string `yaml:"init_query"`
 	}
 	type config struct {
-		Listen   string `yaml:"listen"`
-		PoolMode string `yaml:"pool_mode"`
-		Log      struct {
+		Listen      string   `yaml:"listen"`
+		AdminListen string   `yaml:"admin_listen"`
+		AdminUsers  []string `yaml:"admin_users"`
+		PoolMode    string   `yaml:"pool_mode"`
+		Log         struct {
 			Format string `yaml:"format"`
 		} `yaml:"log"`
 		Auth struct {
@@ -224,6 +245,8 @@ func demoConfig(listen, pgHost string, pgPort int) ([]byte, error) {
 	}
 	var c config
 	c.Listen = listen
+	c.AdminListen = adminListen
+	c.AdminUsers = []string{"admin"}
 	c.PoolMode = "transaction"
 	c.Log.Format = "console"
 	c.Auth.Type = "trust"

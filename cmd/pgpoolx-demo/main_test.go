@@ -87,7 +87,7 @@ func TestDemoRunsUntilInterrupted(t *testing.T) {
 	var stderr bytes.Buffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-port", fmt.Sprint(port), "-pgpoolx", os.Args[0]}, stdout, &stderr)
+		done <- run(ctx, []string{"-port", fmt.Sprint(port), "-admin-port", "0", "-pgpoolx", os.Args[0]}, stdout, &stderr)
 	}()
 
 	select {
@@ -144,7 +144,7 @@ func TestDemoFailsWhenPgpoolxExits(t *testing.T) {
 	requirePostgres(t)
 	t.Setenv(fakeEnv, "exit")
 	var stdout, stderr bytes.Buffer
-	err := run(t.Context(), []string{"-port", fmt.Sprint(freePort(t)), "-pgpoolx", os.Args[0]}, &stdout, &stderr)
+	err := run(t.Context(), []string{"-port", fmt.Sprint(freePort(t)), "-admin-port", "0", "-pgpoolx", os.Args[0]}, &stdout, &stderr)
 	if !errors.Is(err, errExited) {
 		t.Fatalf("run = %v, want errExited\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
 	}
@@ -162,7 +162,7 @@ func TestDemoNeedsBinary(t *testing.T) {
 }
 
 func TestDemoConfig(t *testing.T) {
-	b, err := demoConfig("127.0.0.1:6432", "127.0.0.1", 5999)
+	b, err := demoConfig("127.0.0.1:6432", "127.0.0.1:9127", "127.0.0.1", 5999)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,10 +171,12 @@ func TestDemoConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{
-		"listen":    "127.0.0.1:6432",
-		"pool_mode": "transaction",
-		"log":       map[string]any{"format": "console"},
-		"auth":      map[string]any{"type": "trust"},
+		"listen":       "127.0.0.1:6432",
+		"admin_listen": "127.0.0.1:9127",
+		"admin_users":  []any{"admin"},
+		"pool_mode":    "transaction",
+		"log":          map[string]any{"format": "console"},
+		"auth":         map[string]any{"type": "trust"},
 		"databases": map[string]any{"appdb": map[string]any{
 			"host": "127.0.0.1", "port": 5999, "dbname": "appdb", "user": "postgres",
 			"pool_size": 10, "init_query": "SET statement_timeout TO 300000; SET timezone TO utc",
