@@ -94,6 +94,10 @@ type client struct {
 	// reported are the parameter values the client was last told.
 	reported    map[string]string
 	att         *attachment
+	// lost: the server connection failed under the client, which is being
+	// disconnected. Nothing more it sent may run: not on another server
+	// connection, where it would run outside its transaction.
+	lost bool
 	track       session.Tracker
 	pin         session.Reason // why the client keeps its server connection, or ""
 	pinnedAt    time.Time

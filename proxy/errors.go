@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"net"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -24,6 +25,10 @@ const (
 	codeFeatureNotSupported = "0A000"
 	codeInvalidParameter    = "22023"
 )
+
+// errServerLost ends a client whose server connection failed; the client
+// was already told (serverLost), so it counts as a disconnect.
+var errServerLost = fmt.Errorf("server connection lost: %w", net.ErrClosed)
 
 // Error severities.
 const (

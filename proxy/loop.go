@@ -103,7 +103,11 @@ func (c *client) forward(ctx context.Context, typ byte, n int) error {
 	for {
 		c.mu.Lock()
 		a = c.att
+		lost := c.lost
 		c.mu.Unlock()
+		if lost {
+			return errServerLost
+		}
 		if a == nil {
 			c.waitRelay()
 			var handled bool

@@ -352,6 +352,7 @@ func (c *client) serverLost(a *attachment, err error, fatalSent bool) {
 		return
 	}
 	c.att = nil
+	c.lost = true
 	c.mu.Unlock()
 	c.pool.Destroy(a.srv, "server connection lost")
 	c.log.Warn("server connection lost", zap.Uint32("server_pid", a.srv.PID), zap.Error(err))
