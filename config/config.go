@@ -32,6 +32,11 @@ type Config struct {
 	AdminUsers    []string `yaml:"admin_users"`
 	PoolMode      PoolMode `yaml:"pool_mode"`
 	MaxClientConn int      `yaml:"max_client_conn"`
+	// MaxClientConnPerUser caps the clients of one user (0: no cap).
+	MaxClientConnPerUser int `yaml:"max_client_conn_per_user"`
+	// MaxMessageBytes is the largest message a client may send.
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+	TLS             TLS `yaml:"tls"`
 	Log           Log      `yaml:"log"`
 	Auth          Auth     `yaml:"auth"`
 	Pinning       Pinning  `yaml:"pinning"`
@@ -57,10 +62,33 @@ type Log struct {
 	Format string `yaml:"format"` // json | console
 }
 
+// TLS modes for client connections.
+const (
+	TLSDisable = "disable"
+	TLSAllow   = "allow"
+	TLSRequire = "require"
+)
+
+// TLS configures TLS for client connections.
+type TLS struct {
+	// Mode: disable (SSLRequest answered 'N'), allow (TLS if the client
+	// asks), require (clients without TLS are refused).
+	Mode     string `yaml:"mode"`
+	CertFile string `yaml:"cert_file"` // PEM certificate chain
+	KeyFile  string `yaml:"key_file"`  // PEM private key
+}
+
 // Auth configures how clients authenticate to pgpoolx.
 type Auth struct {
 	Type  string           `yaml:"type"`
 	Users map[string]*User `yaml:"users"`
+	// Query looks up the password (verifier) of a user not in Users, in
+	// the database the client asked for: it takes the user name as $1 and
+	// returns one row of (user name, password) like pg_shadow.
+	Query string `yaml:"query"`
+	// QueryUser and QueryPassword are how pgpoolx logs in to run Query.
+	QueryUser     string `yaml:"query_user"`
+	QueryPassword string `yaml:"query_password"`
 }
 
 // PreparedStatements bounds the statements pgpoolx keeps prepared.
@@ -98,6 +126,14 @@ type Database struct {
 	PoolSize  int      `yaml:"pool_size"`
 	PoolMode  PoolMode `yaml:"pool_mode"`
 	InitQuery string   `yaml:"init_query"`
+	// MaxClientConn caps the clients of this database (0: no cap).
+	MaxClientConn int `yaml:"max_client_conn"`
+	// SSLMode is libpq's sslmode for server connections: disable, allow,
+	// prefer, require, verify-ca or verify-full.
+	SSLMode string `yaml:"sslmode"`
+	// SSLRootCert is the PEM file of the CA certificates that verify the
+	// server (verify-ca, verify-full).
+	SSLRootCert string `yaml:"sslrootcert"`
 }
 
 // Duration is a time.Duration written in YAML as a Go duration string

@@ -639,6 +639,8 @@ func TestParseDefaults(t *testing.T) {
 		Listen:             "127.0.0.1:6432",
 		PoolMode:           config.PoolModeTransaction,
 		MaxClientConn:      10000,
+		MaxMessageBytes:    1 << 30,
+		TLS:                config.TLS{Mode: config.TLSDisable},
 		Log:                config.Log{Level: "info", Format: "json"},
 		Auth:               config.Auth{Type: config.AuthTrust},
 		Pinning:            config.Pinning{MaxQueryBytes: 1048576, RDSProxyReport: false},
@@ -658,6 +660,7 @@ func TestParseDefaults(t *testing.T) {
 				DBName:   "appdb",
 				PoolSize: 20,
 				PoolMode: config.PoolModeTransaction,
+				SSLMode:  "prefer",
 			},
 		},
 	}
@@ -722,7 +725,7 @@ databases:
 		t.Errorf("top-level values not kept: %+v", c)
 	}
 	wantDB := config.Database{Host: "db", Port: 6543, DBName: "real_name", User: "app", Password: "pw",
-		PoolSize: 7, PoolMode: config.PoolModeTransaction, InitQuery: "SET search_path TO app"}
+		PoolSize: 7, PoolMode: config.PoolModeTransaction, InitQuery: "SET search_path TO app", SSLMode: "prefer"}
 	if got := *c.Databases["appdb"]; got != wantDB {
 		t.Errorf("database = %+v, want %+v", got, wantDB)
 	}
@@ -904,9 +907,9 @@ databases:
 `
 	c := mustParse(t, data, env())
 	want := map[string]config.Database{
-		"appdb":   {Host: "db.internal", Port: 5432, DBName: "appdb", PoolSize: 30, PoolMode: "transaction", InitQuery: "SET timezone TO utc"},
-		"reports": {Host: "db.internal", Port: 5432, DBName: "reports", PoolSize: 5, PoolMode: "transaction", InitQuery: "SET timezone TO utc"},
-		"archive": {Host: "archive.internal", Port: 6000, DBName: "archive", PoolSize: 30, PoolMode: "transaction", InitQuery: "SET timezone TO utc"},
+		"appdb":   {Host: "db.internal", Port: 5432, DBName: "appdb", PoolSize: 30, PoolMode: "transaction", InitQuery: "SET timezone TO utc", SSLMode: "prefer"},
+		"reports": {Host: "db.internal", Port: 5432, DBName: "reports", PoolSize: 5, PoolMode: "transaction", InitQuery: "SET timezone TO utc", SSLMode: "prefer"},
+		"archive": {Host: "archive.internal", Port: 6000, DBName: "archive", PoolSize: 30, PoolMode: "transaction", InitQuery: "SET timezone TO utc", SSLMode: "prefer"},
 	}
 	for name, w := range want {
 		if got := *c.Databases[name]; got != w {
@@ -1148,7 +1151,7 @@ func TestSettingsListEveryTopLevelKey(t *testing.T) {
 		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[config.Duration]() {
 			for j := range f.Type.NumField() {
 				sub, _, _ := strings.Cut(f.Type.Field(j).Tag.Get("yaml"), ",")
-				if sub == "users" {
+				if sub == "users" || strings.Contains(sub, "password") {
 					continue // credentials are never shown
 				}
 				if _, ok := got[name+"."+sub]; !ok {
@@ -1160,5 +1163,74 @@ func TestSettingsListEveryTopLevelKey(t *testing.T) {
 		if _, ok := got[name]; !ok {
 			t.Errorf("Settings lacks %s", name)
 		}
+	}
+}
+
+func TestSecurityProblems(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.pem")
+	if err := os.WriteFile(garbage, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, yaml, path, message string
+	}{
+		{"bad tls mode", "tls: {mode: on}\n", "tls.mode", "must be one of disable, allow, require"},
+		{"tls without files", "tls: {mode: require}\n", "tls.cert_file", "required when tls.mode is require"},
+		{"tls files that do not load", "tls: {mode: allow, cert_file: " + garbage + ", key_file: " + garbage + "}\n", "tls", "cannot load the certificate and key: tls: failed to find any PEM data in certificate input"},
+		{"negative per-user cap", "max_client_conn_per_user: -1\n", "max_client_conn_per_user", "must not be negative (0: no cap)"},
+		{"tiny max message", "max_message_bytes: 100\n", "max_message_bytes", "must be from 65536 to 1073741824"},
+		{"auth query with trust", "auth: {query: 'SELECT usename, passwd FROM pg_shadow WHERE usename = $1', query_user: a}\n", "auth.query", "needs auth.type md5 or scram-sha-256: with trust no password is checked"},
+		{"auth query without $1", "auth: {type: md5, query: 'SELECT 1', query_user: a}\n", "auth.query", "must take the user name as $1"},
+		{"auth query without user", "auth: {type: md5, query: 'SELECT $1, null'}\n", "auth.query_user", "required with auth.query: the user pgpoolx logs in as to run it"},
+		{"auth query user without query", "auth: {type: md5, users: {a: {password: x}}, query_user: a}\n", "auth.query", "required when auth.query_user or auth.query_password is set"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(tt.yaml+minimal), env())
+			for _, p := range problemsOf(t, err) {
+				if p.Path == tt.path && p.Message == tt.message {
+					return
+				}
+			}
+			t.Errorf("want %s: %s; got\n%v", tt.path, tt.message, err)
+		})
+	}
+	dbTests := []struct {
+		name, lines, path, message string
+	}{
+		{"bad sslmode", "sslmode: verify", "databases.appdb.sslmode", "must be one of disable, allow, prefer, require, verify-ca, verify-full"},
+		{"verify-full without a CA", "sslmode: verify-full", "databases.appdb.sslrootcert", "required with sslmode verify-full: the CA certificates (PEM) that sign the server's certificate"},
+		{"unreadable CA", "sslmode: verify-ca\n    sslrootcert: " + filepath.Join(dir, "none.pem"), "databases.appdb.sslrootcert", "cannot read " + filepath.Join(dir, "none.pem") + ": no such file or directory"},
+		{"negative database cap", "max_client_conn: -2", "databases.appdb.max_client_conn", "must not be negative (0: no cap)"},
+	}
+	for _, tt := range dbTests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Parse([]byte("databases:\n  appdb:\n    host: db\n    "+tt.lines+"\n"), env())
+			for _, p := range problemsOf(t, err) {
+				if p.Path == tt.path && p.Message == tt.message {
+					return
+				}
+			}
+			t.Errorf("want %s: %s; got\n%v", tt.path, tt.message, err)
+		})
+	}
+}
+
+func TestFileReferences(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "pw")
+	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := mustParse(t, "databases:\n  appdb:\n    host: db\n    password: ${file:"+secret+"}\n", env())
+	if got := c.Databases["appdb"].Password; got != "s3cret" {
+		t.Errorf("password from file = %q, want s3cret (without the line break)", got)
+	}
+	missing := filepath.Join(dir, "missing")
+	_, err := config.Parse([]byte("databases:\n  appdb:\n    host: db\n    password: x${file:"+missing+"}\n"), env())
+	want := config.Problem{Path: "databases.appdb.password", Message: "cannot read " + missing + " for ${file:...}: no such file or directory"}
+	if got := problemsOf(t, err); len(got) != 1 || got[0] != want {
+		t.Errorf("got %v, want %v", got, want)
 	}
 }

@@ -23,6 +23,9 @@ const (
 	defaultPoolSize           = 20
 	defaultMaxQueryBytes      = 1 << 20 // 1 MiB
 	defaultStatementCacheSize = 1000
+	defaultMaxMessageBytes    = 1 << 30 // PostgreSQL's own limit
+	defaultTLSMode            = TLSDisable
+	defaultSSLMode            = "prefer"
 )
 
 // applyDefaults fills in what the file left out. Strings and numbers take
@@ -49,6 +52,12 @@ func applyDefaults(c *Config, present func(path string) bool) {
 	}
 	if c.Auth.Type == "" {
 		c.Auth.Type = defaultAuthType
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = defaultMaxMessageBytes
+	}
+	if c.TLS.Mode == "" {
+		c.TLS.Mode = defaultTLSMode
 	}
 	if c.PreparedStatements.CacheSize == 0 {
 		c.PreparedStatements.CacheSize = defaultStatementCacheSize
@@ -93,6 +102,9 @@ func applyDefaults(c *Config, present func(path string) bool) {
 		}
 		if db.PoolMode == "" {
 			db.PoolMode = c.PoolMode
+		}
+		if db.SSLMode == "" {
+			db.SSLMode = defaultSSLMode
 		}
 	}
 }

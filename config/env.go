@@ -1,12 +1,17 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 )
 
 // expandEnv replaces every ${NAME} in s with the value of the environment
-// variable NAME; "$${" stands for a literal "${". Other dollar signs are left
+// variable NAME, and every ${file:PATH} with the content of the file at
+// PATH without its final line break (a mounted secret, say); "$${" stands
+// for a literal "${". Other dollar signs are left
 // alone, so SCRAM verifiers ("SCRAM-SHA-256$4096:...") need no escaping. The
 // string is read once from left to right and substituted values are not
 // expanded again.
@@ -34,6 +39,15 @@ func expandEnv(s string, lookupEnv func(string) (string, bool)) (string, []strin
 			}
 			name := s[i+2 : i+2+end]
 			i += 2 + end + 1
+			if path, ok := strings.CutPrefix(name, "file:"); ok {
+				v, err := readSecretFile(path)
+				if err != nil {
+					problems = append(problems, err.Error())
+					continue
+				}
+				b.WriteString(v)
+				continue
+			}
 			if !validEnvName(name) {
 				problems = append(problems, `invalid environment variable name in "${...}": use letters, digits and _ (write "$${" for a literal "${")`)
 				continue
@@ -50,6 +64,31 @@ func expandEnv(s string, lookupEnv func(string) (string, bool)) (string, []strin
 		}
 	}
 	return b.String(), problems
+}
+
+// maxSecretFile bounds a file read by ${file:PATH}.
+const maxSecretFile = 64 << 10
+
+// readSecretFile reads a ${file:PATH} value. Its errors name the file,
+// never its content.
+func readSecretFile(path string) (string, error) {
+	if path == "" {
+		return "", errors.New(`"${file:}" needs a file path`)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("cannot read %s for ${file:...}: %w", path, errors.Unwrap(err))
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	if err != nil {
+		return "", fmt.Errorf("cannot read %s for ${file:...}: %w", path, err)
+	}
+	if len(b) > maxSecretFile {
+		return "", fmt.Errorf("%s is too large for ${file:...} (over %d bytes)", path, maxSecretFile)
+	}
+	s := strings.TrimSuffix(string(b), "\n")
+	return strings.TrimSuffix(s, "\r"), nil
 }
 
 func validEnvName(name string) bool {

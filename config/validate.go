@@ -1,7 +1,10 @@
 package config
 
 import (
+	"crypto/tls"
+	"errors"
 	"fmt"
+	"os"
 	"maps"
 	"net"
 	"slices"
@@ -14,6 +17,13 @@ import (
 const AdminDatabase = "pgpoolx"
 
 const maxPoolSize = 10000
+
+// The bounds of max_message_bytes: a client must be able to send ordinary
+// messages, and PostgreSQL accepts none over 1 GiB.
+const (
+	minMaxMessageBytes = 64 << 10
+	maxMaxMessageBytes = 1 << 30
+)
 
 // The bounds of pinning.max_query_bytes: below 1 KiB ordinary statements
 // would go unanalysed, and 1 GiB is about the largest message PostgreSQL
@@ -46,11 +56,19 @@ func (c *Config) Validate() error {
 	if c.MaxClientConn < 1 {
 		p.addf("max_client_conn", "must be at least 1")
 	}
+	if c.MaxClientConnPerUser < 0 {
+		p.addf("max_client_conn_per_user", "must not be negative (0: no cap)")
+	}
+	if c.MaxMessageBytes < minMaxMessageBytes || c.MaxMessageBytes > maxMaxMessageBytes {
+		p.addf("max_message_bytes", "must be from %d to %d", minMaxMessageBytes, maxMaxMessageBytes)
+	}
+	c.validateTLS(&p)
 	checkOneOf(&p, "log.level", c.Log.Level, "debug", "info", "warn", "error")
 	checkOneOf(&p, "log.format", c.Log.Format, "json", "console")
 	if checkOneOf(&p, "auth.type", c.Auth.Type, AuthTrust, AuthMD5, AuthSCRAM) && c.Auth.Type != AuthTrust {
 		c.validateUsers(&p)
 	}
+	c.validateAuthQuery(&p)
 
 	if n := c.PreparedStatements.CacheSize; n < 1 || n > 100000 {
 		p.addf("prepared_statements.cache_size", "must be from 1 to 100000")
@@ -96,7 +114,7 @@ func (c *Config) Validate() error {
 }
 
 func (c *Config) validateUsers(p *Problems) {
-	if len(c.Auth.Users) == 0 {
+	if len(c.Auth.Users) == 0 && c.Auth.Query == "" {
 		p.addf("auth.users", "at least one user is required when auth.type is %s", c.Auth.Type)
 		return
 	}
@@ -144,6 +162,63 @@ func (c *Config) validateDatabase(p *Problems, name string, db *Database) {
 	}
 	if db.PoolMode != c.PoolMode { // an inherited bad value is reported once, at the top
 		checkPoolMode(p, path+".pool_mode", db.PoolMode)
+	}
+	if db.MaxClientConn < 0 {
+		p.addf(path+".max_client_conn", "must not be negative (0: no cap)")
+	}
+	if checkOneOf(p, path+".sslmode", db.SSLMode, "disable", "allow", "prefer", "require", "verify-ca", "verify-full") {
+		switch {
+		case db.SSLRootCert != "":
+			checkReadable(p, path+".sslrootcert", db.SSLRootCert)
+		case db.SSLMode == "verify-ca" || db.SSLMode == "verify-full":
+			p.addf(path+".sslrootcert", "required with sslmode %s: the CA certificates (PEM) that sign the server's certificate", db.SSLMode)
+		}
+	}
+}
+
+// validateTLS checks the client TLS settings and that the certificate and
+// key load.
+func (c *Config) validateTLS(p *Problems) {
+	if !checkOneOf(p, "tls.mode", c.TLS.Mode, TLSDisable, TLSAllow, TLSRequire) || c.TLS.Mode == TLSDisable {
+		return
+	}
+	if c.TLS.CertFile == "" {
+		p.addf("tls.cert_file", "required when tls.mode is %s", c.TLS.Mode)
+	}
+	if c.TLS.KeyFile == "" {
+		p.addf("tls.key_file", "required when tls.mode is %s", c.TLS.Mode)
+	}
+	if c.TLS.CertFile != "" && c.TLS.KeyFile != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile); err != nil {
+			p.addf("tls", "cannot load the certificate and key: %v", err)
+		}
+	}
+}
+
+// validateAuthQuery checks auth.query and the login that runs it.
+func (c *Config) validateAuthQuery(p *Problems) {
+	a := c.Auth
+	if a.Query == "" {
+		if a.QueryUser != "" || a.QueryPassword != "" {
+			p.addf("auth.query", "required when auth.query_user or auth.query_password is set")
+		}
+		return
+	}
+	if a.Type == AuthTrust {
+		p.addf("auth.query", "needs auth.type md5 or scram-sha-256: with trust no password is checked")
+	}
+	if a.QueryUser == "" {
+		p.addf("auth.query_user", "required with auth.query: the user pgpoolx logs in as to run it")
+	}
+	if !strings.Contains(a.Query, "$1") {
+		p.addf("auth.query", "must take the user name as $1")
+	}
+}
+
+// checkReadable reports a file that cannot be read.
+func checkReadable(p *Problems, path, file string) {
+	if _, err := os.ReadFile(file); err != nil {
+		p.addf(path, "cannot read %s: %v", file, errors.Unwrap(err))
 	}
 }
 
