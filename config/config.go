@@ -35,11 +35,11 @@ type Config struct {
 	// MaxClientConnPerUser caps the clients of one user (0: no cap).
 	MaxClientConnPerUser int `yaml:"max_client_conn_per_user"`
 	// MaxMessageBytes is the largest message a client may send.
-	MaxMessageBytes int `yaml:"max_message_bytes"`
-	TLS             TLS `yaml:"tls"`
-	Log           Log      `yaml:"log"`
-	Auth          Auth     `yaml:"auth"`
-	Pinning       Pinning  `yaml:"pinning"`
+	MaxMessageBytes int     `yaml:"max_message_bytes"`
+	TLS             TLS     `yaml:"tls"`
+	Log             Log     `yaml:"log"`
+	Auth            Auth    `yaml:"auth"`
+	Pinning         Pinning `yaml:"pinning"`
 	// PreparedStatements configures prepared statements in transaction mode.
 	PreparedStatements PreparedStatements `yaml:"prepared_statements"`
 
