@@ -59,7 +59,7 @@ func WriteText(w io.Writer, r *Report, o WriteOptions) error {
 	if len(r.Pools) > 0 {
 		p("\nPooling, at the peaks of the \"pool stats\" lines:\n")
 		for _, pl := range r.Pools {
-			p("  %s/%s: %d clients on %d server connections", cell(pl.DB, 40), cell(pl.User, 40), pl.PeakClients, pl.PeakServerConns)
+			p("  %s/%s: %s on %s", cell(pl.DB, 40), cell(pl.User, 40), plural(pl.PeakClients, "client"), plural(pl.PeakServerConns, "server connection"))
 			if saved := pl.PeakClients - pl.PeakServerConns; saved > 0 {
 				p(", %d saved", saved)
 			}
