@@ -51,7 +51,7 @@ func WriteText(w io.Writer, r *Report, o WriteOptions) error {
 		p("\n")
 		t.write(bw)
 		if more := len(r.Rows) - len(shown); more > 0 {
-			p("(%d more rows)\n", more)
+			p("(%s)\n", plural(int64(more), "more row"))
 		}
 		p("\n")
 		writeReasons(bw, reasons, r.Reasons)
@@ -69,7 +69,7 @@ func WriteText(w io.Writer, r *Report, o WriteOptions) error {
 	if o.RDSProxy {
 		writeRDS(bw, r, o)
 	} else if len(r.RDS) > 0 {
-		p("\nThe log also predicts %s on AWS RDS Proxy: add --rds-proxy to see them.\n", plural(int64(len(r.RDS)), "pinning statement"))
+		p("\n%s would pin on AWS RDS Proxy: see --rds-proxy.\n", plural(int64(len(r.RDS)), "statement"))
 	}
 	writeNotes(bw, r, o)
 	return bw.Flush()
@@ -130,7 +130,7 @@ func writeRDS(w *bufio.Writer, r *Report, o WriteOptions) {
 	}
 	t.write(w)
 	if more := len(r.RDS) - len(shown); more > 0 {
-		fmt.Fprintf(w, "(%d more rows)\n", more)
+		fmt.Fprintf(w, "(%s)\n", plural(int64(more), "more row"))
 	}
 	fmt.Fprintln(w)
 	writeReasons(w, reasons, r.RDSReasons)

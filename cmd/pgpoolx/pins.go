@@ -33,7 +33,7 @@ func pins(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print one JSON object, for programs, instead of tables")
 	rds := fs.Bool("rds-proxy", false, "also show what AWS RDS Proxy would pin for, and a suggested init_query")
-	top := fs.Int("top", -1, fmt.Sprintf("show the `N` rows with the most pinned time; 0 for all (default %d, all with -json)", defaultTop))
+	top := fs.Int("top", 0, fmt.Sprintf("show the `N` rows with the most pinned time, 0 for all (default %d, all with -json)", defaultTop))
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: pgpoolx pins [flags] [FILE|- ...]
 
@@ -61,11 +61,10 @@ Flags:
 		}
 		names = []string{"-"}
 	}
-	if *top < 0 {
+	topSet := false
+	fs.Visit(func(f *flag.Flag) { topSet = topSet || f.Name == "top" })
+	if !topSet && !*asJSON {
 		*top = defaultTop
-		if *asJSON {
-			*top = 0
-		}
 	}
 
 	inputs, err := openInputs(names, stdin)

@@ -79,12 +79,14 @@ func TestPins(t *testing.T) {
 			"session_setting  set statement_timeout to $1      1  2026-03-01 10:00:01",
 			"  SET statement_timeout TO 5000")},
 		{name: "flags after the file", args: []string{logFile, "-rds-proxy", "--top", "1"}, wantStdout: []string{
-			"  SET statement_timeout TO 5000", "(1 more rows)"}},
+			"  SET statement_timeout TO 5000", "(1 more row)"}},
+		{name: "all rows", args: []string{"--top", "0", logFile}, wantStdout: table},
 		{name: "a file after --", args: []string{"--", logFile}, wantStdout: table},
 		{name: "missing file", args: []string{filepath.Join(dir, "missing.log")}, wantErr: true},
 		{name: "unknown flag", args: []string{"--nope"}, wantErr: true,
 			wantStderr: []string{"flag provided but not defined: -nope", "Usage: pgpoolx pins"}},
-		{name: "help", args: []string{"-h"}, wantStderr: []string{"Usage: pgpoolx pins", "-rds-proxy", "-json", "-top N"}},
+		{name: "help", args: []string{"-h"}, wantStderr: []string{"Usage: pgpoolx pins", "-rds-proxy", "-json", "-top N",
+			"0 for all (default 30, all with -json)\n"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
