@@ -158,7 +158,7 @@ func showClients(clients []stats.Client) *Result {
 			c.LocalAddr, itoa(c.LocalPort), timestamp(c.ConnectTime), timestamp(c.RequestTime),
 			itoa(int64(c.Wait.Seconds())), itoa(c.Wait.Microseconds() % 1e6), "0", strconv.FormatUint(c.ID, 16), link,
 			// PgBouncer shows the pid a client got in BackendKeyData.
-			itoa(c.PID), "", c.ApplicationName,
+			itoa(c.PID), c.TLS, c.ApplicationName,
 			itoa(c.PID), c.Pin,
 		})
 	}

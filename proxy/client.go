@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -52,9 +53,10 @@ type client struct {
 	mode         config.PoolMode
 	pool         *serverPool
 	connectedAt  time.Time
-	appName      string            // application_name from the startup packet
-	admin        bool              // a session of the admin console
-	startupSet   map[string]string // settings from the startup packet
+	tlsState     *tls.ConnectionState // nil: not TLS
+	appName      string               // application_name from the startup packet
+	admin        bool                 // a session of the admin console
+	startupSet   map[string]string    // settings from the startup packet
 	keyPID       uint32
 	keySec       uint32
 	scratch      []byte // the client loop's buffer for message bodies
@@ -92,12 +94,12 @@ type client struct {
 	// touched; PostgreSQL does not list them, so the probe asks by name.
 	custom map[string]struct{}
 	// reported are the parameter values the client was last told.
-	reported    map[string]string
-	att         *attachment
+	reported map[string]string
+	att      *attachment
 	// lost: the server connection failed under the client, which is being
 	// disconnected. Nothing more it sent may run: not on another server
 	// connection, where it would run outside its transaction.
-	lost bool
+	lost        bool
 	track       session.Tracker
 	pin         session.Reason // why the client keeps its server connection, or ""
 	pinnedAt    time.Time
@@ -135,7 +137,7 @@ func newClient(s *Server, nc net.Conn, id uint64) *client {
 		id:      id,
 		netConn: nc,
 		br:      br,
-		r:       wire.NewReader(br, 0),
+		r:       wire.NewReader(br, s.config().MaxMessageBytes),
 		w:       bufio.NewWriterSize(nc, 8<<10),
 		log:     s.log.Named("client").With(zap.Uint64("client_id", id)),
 
@@ -207,8 +209,12 @@ func (c *client) startup(ctx context.Context) (bool, error) {
 		}
 		code := binary.BigEndian.Uint32(body)
 		switch {
-		case code == wire.SSLRequestCode || code == wire.GSSENCRequestCode:
-			// No TLS or GSS encryption yet: the client may go on in clear.
+		case code == wire.SSLRequestCode:
+			if ok, err := c.startTLS(ctx); !ok || err != nil {
+				return false, err
+			}
+		case code == wire.GSSENCRequestCode:
+			// No GSS encryption: the client may go on without.
 			if _, err := c.netConn.Write([]byte{'N'}); err != nil {
 				return false, nil
 			}
@@ -239,6 +245,9 @@ func (c *client) startup(ctx context.Context) (bool, error) {
 	c.user = params["user"]
 	if c.user == "" {
 		return false, fatalf(codeInvalidAuthSpec, "no PostgreSQL user name specified in startup packet")
+	}
+	if c.srv.config().TLS.Mode == config.TLSRequire && c.tlsState == nil {
+		return false, fatalf(codeInvalidAuthSpec, "pgpoolx accepts only TLS connections: connect with sslmode=require or stronger (tls.mode is require)")
 	}
 	c.db = params["database"]
 	if c.db == "" {
@@ -318,6 +327,34 @@ func (c *client) startup(ctx context.Context) (bool, error) {
 		}
 	}
 	c.log.Debug("client connected", zap.String("pool_mode", string(c.mode)))
+	return true, nil
+}
+
+// startTLS answers an SSLRequest: 'S' and a TLS handshake when TLS is
+// configured, else 'N' (the client may go on in clear, or give up). It
+// returns false when the client is gone.
+func (c *client) startTLS(ctx context.Context) (bool, error) {
+	cfg := c.srv.settings.Load().tls
+	if cfg == nil || c.tlsState != nil {
+		_, err := c.netConn.Write([]byte{'N'})
+		return err == nil, nil
+	}
+	if c.br.Buffered() > 0 {
+		// Bytes sent before the handshake would be taken as sent under it.
+		return false, fatalf(codeProtocolViolation, "received unencrypted data after SSL request")
+	}
+	if _, err := c.netConn.Write([]byte{'S'}); err != nil {
+		return false, nil
+	}
+	tc := tls.Server(c.netConn, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.log.Info("client TLS handshake failed", zap.String("client_addr", c.netConn.RemoteAddr().String()), zap.Error(err))
+		return false, nil
+	}
+	state := tc.ConnectionState()
+	c.netConn, c.tlsState = tc, &state
+	c.br.Reset(tc)
+	c.w.Reset(tc)
 	return true, nil
 }
 

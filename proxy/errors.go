@@ -13,17 +13,18 @@ import (
 
 // SQLSTATE codes pgpoolx itself reports.
 const (
-	codeProtocolViolation   = "08P01"
-	codeConnectionFailure   = "08006"
-	codeCannotConnect       = "08001"
-	codeTooManyConnections  = "53300"
-	codeAdminShutdown       = "57P01"
-	codeIdleSessionTimeout  = "57P05"
-	codeInvalidPassword     = "28P01"
-	codeInvalidAuthSpec     = "28000"
-	codeInvalidCatalogName  = "3D000"
-	codeFeatureNotSupported = "0A000"
-	codeInvalidParameter    = "22023"
+	codeProtocolViolation    = "08P01"
+	codeConnectionFailure    = "08006"
+	codeCannotConnect        = "08001"
+	codeTooManyConnections   = "53300"
+	codeAdminShutdown        = "57P01"
+	codeIdleSessionTimeout   = "57P05"
+	codeInvalidPassword      = "28P01"
+	codeInvalidAuthSpec      = "28000"
+	codeInvalidCatalogName   = "3D000"
+	codeFeatureNotSupported  = "0A000"
+	codeInvalidParameter     = "22023"
+	codeProgramLimitExceeded = "54000"
 )
 
 // errServerLost ends a client whose server connection failed; the client

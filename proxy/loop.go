@@ -35,7 +35,10 @@ func (c *client) loop(ctx context.Context) error {
 			if errors.As(err, &ne) && ne.Timeout() {
 				return fatalf(codeIdleSessionTimeout, "terminating connection due to client_idle_timeout (%s)", idleTimeout)
 			}
-			if errors.Is(err, wire.ErrTooLarge) || errors.Is(err, wire.ErrBadLength) {
+			if errors.Is(err, wire.ErrTooLarge) {
+				return fatalf(codeProgramLimitExceeded, "%v (max_message_bytes)", err)
+			}
+			if errors.Is(err, wire.ErrBadLength) {
 				return fatalf(codeProtocolViolation, "%v", err)
 			}
 			return err

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -41,6 +42,8 @@ type Server struct {
 	rdsSeen  map[string]struct{} // digests already reported as RDS Proxy pins
 	pools    map[poolKey]*serverPool
 	clients  map[uint32]*client   // by the process id pgpoolx issued
+	perUser  map[string]int       // registered clients by user
+	perDB    map[string]int       // registered clients by database
 	consoles map[*client]struct{} // admin console sessions
 	paused   map[string]bool      // databases paused by PAUSE or KILL ("" = all)
 	rates    map[string]stats.Rates
@@ -59,15 +62,23 @@ type Options struct {
 	Version string
 }
 
-// settings is one configuration and the credentials parsed from it.
+// settings is one configuration and what is parsed from it.
 type settings struct {
 	cfg     *config.Config
 	secrets map[string]auth.Secret // client credentials by user name
 	admins  map[string]bool
+	tls     *tls.Config // for clients; nil when tls.mode is disable
 }
 
 func newSettings(cfg *config.Config) (*settings, error) {
 	st := &settings{cfg: cfg, secrets: map[string]auth.Secret{}, admins: map[string]bool{}}
+	if cfg.TLS.Mode != config.TLSDisable {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		st.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	for name, u := range cfg.Auth.Users {
 		s, err := auth.ParseSecret(name, u.Password)
 		if err != nil {
@@ -93,6 +104,8 @@ func NewServer(cfg *config.Config, log *zap.Logger, opts ...Options) (*Server, e
 		shutdownReq: make(chan struct{}),
 		pools:       map[poolKey]*serverPool{},
 		clients:     map[uint32]*client{},
+		perUser:     map[string]int{},
+		perDB:       map[string]int{},
 		consoles:    map[*client]struct{}{},
 		paused:      map[string]bool{},
 	}
@@ -192,8 +205,15 @@ func (s *Server) register(c *client) error {
 	if s.stopping {
 		return fatalf(codeAdminShutdown, "pgpoolx is shutting down")
 	}
-	if max := s.config().MaxClientConn; len(s.clients) >= max {
+	cfg := s.config()
+	if max := cfg.MaxClientConn; len(s.clients) >= max {
 		return fatalf(codeTooManyConnections, "sorry, too many clients already (max_client_conn is %d)", max)
+	}
+	if max := cfg.MaxClientConnPerUser; max > 0 && s.perUser[c.user] >= max {
+		return fatalf(codeTooManyConnections, "too many connections for user %q (max_client_conn_per_user is %d)", c.user, max)
+	}
+	if dbc, ok := cfg.Database(c.db); ok && dbc.MaxClientConn > 0 && s.perDB[c.db] >= dbc.MaxClientConn {
+		return fatalf(codeTooManyConnections, "too many connections for database %q (its max_client_conn is %d)", c.db, dbc.MaxClientConn)
 	}
 	for {
 		rand.Read(b[:])
@@ -203,6 +223,8 @@ func (s *Server) register(c *client) error {
 		}
 		c.keyPID, c.keySec = pid, binary.BigEndian.Uint32(b[4:])
 		s.clients[pid] = c
+		s.perUser[c.user]++
+		s.perDB[c.db]++
 		return nil
 	}
 }
@@ -229,8 +251,17 @@ func (s *Server) unregister(c *client) {
 	s.mu.Lock()
 	if s.clients[c.keyPID] == c {
 		delete(s.clients, c.keyPID)
+		decrement(s.perUser, c.user)
+		decrement(s.perDB, c.db)
 	}
 	s.mu.Unlock()
+}
+
+// decrement lowers a count, forgetting it at zero.
+func decrement(m map[string]int, key string) {
+	if m[key]--; m[key] <= 0 {
+		delete(m, key)
+	}
 }
 
 func (s *Server) lookup(pid uint32) *client {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"net"
 	"slices"
 	"strings"
@@ -138,6 +139,9 @@ func (s *Server) clientSnapshots() []stats.Client {
 		}
 		if v.pin != "" {
 			out[i].PinDetail = c.pin.Detail()
+		}
+		if c.tlsState != nil {
+			out[i].TLS = tls.VersionName(c.tlsState.Version)
 		}
 		out[i].Addr, out[i].Port = splitAddr(c.netConn.RemoteAddr())
 		out[i].LocalAddr, out[i].LocalPort = splitAddr(c.netConn.LocalAddr())

@@ -39,6 +39,7 @@ type Client struct {
 	RequestTime        time.Time // its last transaction's start
 	Wait               time.Duration
 	ApplicationName    string
+	TLS                string // the TLS version, or "" for none
 	ServerPID          uint32 // the server connection it holds, or 0
 	Pin, PinDetail     string // why it is pinned, or ""
 	PinnedAt           time.Time
