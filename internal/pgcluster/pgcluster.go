@@ -19,12 +19,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -66,6 +68,17 @@ type Options struct {
 	// Log, if set, receives the output of initdb and pg_ctl (not the server
 	// log, which is in the file LogPath names).
 	Log io.Writer
+	// HBA, if not nil, replaces the pg_hba.conf initdb writes (which trusts
+	// everyone) with these lines, in order, after one line of pgcluster's
+	// own that trusts the superuser over loopback TCP, so that Connect,
+	// Exec and the other helpers keep working whatever the lines demand.
+	HBA []string
+	// Files are written into the data directory before the server starts,
+	// named by their path relative to it, after postgresql.conf and
+	// pg_hba.conf (so a file named like one of those replaces it). They
+	// belong to the server's OS user with mode 0600, as PostgreSQL demands
+	// of server.key: for server.crt, server.key, root.crt and the like.
+	Files map[string][]byte
 }
 
 // Cluster is a running throwaway PostgreSQL server. Its methods are safe for
@@ -93,6 +106,15 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	settings, err := settingsLines(opts.Settings)
 	if err != nil {
 		return nil, err
+	}
+	hba, err := hbaFile(opts.HBA)
+	if err != nil {
+		return nil, err
+	}
+	for name := range opts.Files {
+		if !filepath.IsLocal(name) {
+			return nil, fmt.Errorf("pgcluster: file name %q is not a path inside the data directory", name)
+		}
 	}
 	binDir, err := BinDir()
 	if err != nil {
@@ -128,6 +150,16 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	if err := appendConf(filepath.Join(c.dataDir, "postgresql.conf"), settings); err != nil {
 		return nil, err
+	}
+	if opts.HBA != nil {
+		if err := c.writeFile("pg_hba.conf", hba); err != nil {
+			return nil, err
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(opts.Files)) {
+		if err := c.writeFile(name, opts.Files[name]); err != nil {
+			return nil, err
+		}
 	}
 
 	for attempt := 1; ; attempt++ {
@@ -244,6 +276,37 @@ func (c *Cluster) CreateDatabase(ctx context.Context, name string) error {
 	}
 	if err := c.Exec(ctx, "postgres", "CREATE DATABASE "+q); err != nil {
 		return fmt.Errorf("create database: %w", err)
+	}
+	return nil
+}
+
+// Password encryptions SetPassword knows (PostgreSQL's password_encryption).
+const (
+	EncryptionMD5   = "md5"
+	EncryptionSCRAM = "scram-sha-256"
+)
+
+// SetPassword sets the password of role, stored as encryption says
+// (EncryptionMD5 or EncryptionSCRAM), as ALTER ROLE ... PASSWORD does under
+// that password_encryption. The role must exist.
+func (c *Cluster) SetPassword(ctx context.Context, role, password, encryption string) error {
+	if encryption != EncryptionMD5 && encryption != EncryptionSCRAM {
+		return fmt.Errorf("pgcluster: password encryption %q is neither %q nor %q", encryption, EncryptionMD5, EncryptionSCRAM)
+	}
+	q, err := quoteIdent(role)
+	if err != nil {
+		return err
+	}
+	if strings.ContainsRune(password, 0) {
+		return errors.New("pgcluster: a password cannot hold a NUL byte")
+	}
+	// One query string, so that both statements run on one connection; the
+	// password is a standard string literal (standard_conforming_strings is
+	// on by default), where only the quote needs doubling.
+	sql := "SET password_encryption = '" + encryption + "'; ALTER ROLE " + q +
+		" PASSWORD '" + strings.ReplaceAll(password, "'", "''") + "'"
+	if err := c.Exec(ctx, "postgres", sql); err != nil {
+		return fmt.Errorf("set password of role %s: %w", q, err)
 	}
 	return nil
 }
@@ -375,6 +438,48 @@ func settingsLines(extra map[string]string) (string, error) {
 		fmt.Fprintf(&b, "%s = %s\n", k, v)
 	}
 	return b.String(), nil
+}
+
+// superuserHBA comes first in a pg_hba.conf made from Options.HBA, so that
+// pgcluster's own helpers, which connect as the superuser without a
+// password, cannot be locked out.
+const superuserHBA = "host all " + superuser + " " + host + "/32 trust"
+
+func hbaFile(lines []string) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString("# Written by pgcluster.\n" + superuserHBA + "\n")
+	for _, l := range lines {
+		if strings.ContainsAny(l, "\r\n") {
+			return nil, fmt.Errorf("pgcluster: pg_hba.conf line %q holds a line break", l)
+		}
+		b.WriteString(l + "\n")
+	}
+	return b.Bytes(), nil
+}
+
+// writeFile writes name, relative to the data directory, as the server's
+// OS user would: owned by it, readable by it alone.
+func (c *Cluster) writeFile(name string, data []byte) error {
+	path := filepath.Join(c.dataDir, name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("write %s into the data directory: %w", name, err)
+	}
+	// Remove first: WriteFile keeps the mode of a file that exists.
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("write %s into the data directory: %w", name, err)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return fmt.Errorf("write %s into the data directory: %w", name, err)
+	}
+	if c.cred != nil {
+		// The file and any directories MkdirAll made for it.
+		for p := path; p != c.dataDir; p = filepath.Dir(p) {
+			if err := os.Lchown(p, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
+				return fmt.Errorf("hand %s to OS user %s: %w", name, osUser, err)
+			}
+		}
+	}
+	return nil
 }
 
 func appendConf(path, lines string) error {

@@ -3,10 +3,13 @@ package pgcluster
 import (
 	"errors"
 	"io/fs"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -152,6 +155,121 @@ func TestBadSettings(t *testing.T) {
 	} {
 		if _, err := Start(t.Context(), Options{Settings: settings}); err == nil {
 			t.Errorf("Start with settings %q succeeded", settings)
+		}
+	}
+}
+
+// TestHBAFilesPasswords checks Options.HBA, Options.Files and SetPassword
+// together: the lines decide who gets in and how, the files are where the
+// server can read them, and the passwords are stored as asked.
+func TestHBAFilesPasswords(t *testing.T) {
+	ctx := t.Context()
+	c, err := Start(ctx, Options{
+		HBA: []string{
+			"host all md5_user 127.0.0.1/32 md5",
+			"host all scram_user 127.0.0.1/32 scram-sha-256",
+			"host all all 127.0.0.1/32 reject",
+		},
+		Files: map[string][]byte{"note.txt": []byte("hello"), "sub/dir/other.txt": []byte("x")},
+	})
+	if err != nil {
+		SkipOrFail(t, err)
+	}
+	t.Cleanup(func() { _ = c.Stop() })
+	c.LogOnFailure(t)
+
+	// The superuser still gets in without a password, and so can read the
+	// file the server owns.
+	conn, err := c.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	res, err := conn.Exec(ctx, "SELECT pg_read_file('note.txt')").ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(res[0].Rows[0][0]); got != "hello" {
+		t.Errorf("note.txt read by the server = %q, want hello", got)
+	}
+	for _, name := range []string{"note.txt", "sub/dir/other.txt"} {
+		fi, err := os.Stat(filepath.Join(c.Dir(), "data", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", name, fi.Mode().Perm())
+		}
+		if c.cred != nil && fi.Sys().(*syscall.Stat_t).Uid != c.cred.Uid {
+			t.Errorf("%s belongs to uid %d, want the server's %d", name, fi.Sys().(*syscall.Stat_t).Uid, c.cred.Uid)
+		}
+	}
+
+	if err := c.Exec(ctx, "postgres", "CREATE ROLE md5_user LOGIN; CREATE ROLE scram_user LOGIN; CREATE ROLE other LOGIN"); err != nil {
+		t.Fatal(err)
+	}
+	const password = "it's a secret"
+	for role, enc := range map[string]string{"md5_user": EncryptionMD5, "scram_user": EncryptionSCRAM, "other": EncryptionMD5} {
+		if err := c.SetPassword(ctx, role, password, enc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored := func(role string) string {
+		res, err := conn.Exec(ctx, "SELECT rolpassword FROM pg_authid WHERE rolname = '"+role+"'").ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(res[0].Rows[0][0])
+	}
+	if got := stored("md5_user"); !strings.HasPrefix(got, "md5") || len(got) != 35 {
+		t.Errorf("md5_user's stored password does not look like md5: %d bytes", len(got))
+	}
+	if got := stored("scram_user"); !strings.HasPrefix(got, "SCRAM-SHA-256$") {
+		t.Error("scram_user's stored password is not a SCRAM verifier")
+	}
+
+	for _, tc := range []struct {
+		user, password string
+		wantCode       string // "" for success
+	}{
+		{"md5_user", password, ""},
+		{"scram_user", password, ""},
+		{"md5_user", "wrong", "28P01"},
+		{"scram_user", "wrong", "28P01"},
+		{"other", password, "28000"}, // rejected by the last line
+	} {
+		dsn := (&url.URL{Scheme: "postgres", User: url.UserPassword(tc.user, tc.password),
+			Host: net.JoinHostPort(c.Host(), strconv.Itoa(c.Port())), Path: "/postgres", RawQuery: "sslmode=disable"}).String()
+		conn, err := pgconn.Connect(ctx, dsn)
+		var pgErr *pgconn.PgError
+		switch {
+		case tc.wantCode == "" && err != nil:
+			t.Errorf("%s: %v", tc.user, err)
+		case tc.wantCode != "" && !(errors.As(err, &pgErr) && pgErr.Code == tc.wantCode):
+			t.Errorf("%s with password %q: err = %v, want SQLSTATE %s", tc.user, tc.password, err, tc.wantCode)
+		}
+		if err == nil {
+			conn.Close(ctx)
+		}
+	}
+
+	if err := c.SetPassword(ctx, "md5_user", password, "plain"); err == nil {
+		t.Error("SetPassword with encryption plain succeeded")
+	}
+	if err := c.SetPassword(ctx, "nobody", password, EncryptionMD5); err == nil {
+		t.Error("SetPassword of a missing role succeeded")
+	}
+}
+
+func TestBadOptions(t *testing.T) {
+	for _, opts := range []Options{
+		{HBA: []string{"host all all 127.0.0.1/32 trust\nhost all all 0.0.0.0/0 trust"}},
+		{Files: map[string][]byte{"../escape": nil}},
+		{Files: map[string][]byte{"/etc/x": nil}},
+	} {
+		if c, err := Start(t.Context(), opts); err == nil {
+			c.Stop()
+			t.Errorf("Start with %+v succeeded", opts)
 		}
 	}
 }

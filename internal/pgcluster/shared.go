@@ -28,6 +28,10 @@ type Shared struct {
 	// Settings are passed to Start (Options.Settings). Set them before
 	// the first Get.
 	Settings map[string]string
+	// HBA and Files are passed to Start (Options.HBA, Options.Files). Set
+	// them before the first Get.
+	HBA   []string
+	Files map[string][]byte
 
 	once sync.Once
 	mu   sync.Mutex
@@ -41,7 +45,7 @@ func (s *Shared) Get(tb testing.TB) *Cluster {
 	tb.Helper()
 	s.once.Do(func() {
 		// The context only bounds the start, not the cluster's life.
-		c, err := Start(tb.Context(), Options{Settings: s.Settings})
+		c, err := Start(tb.Context(), Options{Settings: s.Settings, HBA: s.HBA, Files: s.Files})
 		s.mu.Lock()
 		s.c, s.err = c, err
 		s.mu.Unlock()
