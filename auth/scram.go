@@ -62,6 +62,8 @@ type SCRAM struct {
 	nonce           string // client nonce + server nonce
 	clientFirstBare string
 	serverFirst     string
+
+	clientKey []byte // the client's ClientKey, once its proof matched
 }
 
 // NewSCRAM starts a conversation that checks the client against s. rand supplies the
@@ -246,9 +248,16 @@ func (c *SCRAM) ClientFinal(data []byte) (serverFinal []byte, err error) {
 	if !match || c.decoy {
 		return nil, ErrBadPassword
 	}
+	c.clientKey = clientKey
 	serverSignature := hmacSHA256(c.v.serverKey[:], authMessage)
 	return []byte("v=" + base64.StdEncoding.EncodeToString(serverSignature)), nil
 }
+
+// ClientKey returns the ClientKey the client proved it has, after a
+// successful ClientFinal (else nil). With the verifier's ServerKey it lets
+// pgpoolx log in to PostgreSQL as the client, where the same verifier is
+// stored, without knowing the password.
+func (c *SCRAM) ClientKey() []byte { return c.clientKey }
 
 // attrValue returns the value of attribute a if it is named name.
 func attrValue(a string, name byte) (string, bool) {

@@ -51,6 +51,23 @@ func TestSCRAMRFC7677(t *testing.T) {
 	if string(serverFinal) != rfcServerFinal {
 		t.Errorf("server-final = %q, want %q", serverFinal, rfcServerFinal)
 	}
+	// The ClientKey the client proved is the one the password derives,
+	// and with the verifier's ServerKey it is all a pass-through login needs.
+	salt, _ := base64.StdEncoding.DecodeString(rfcSalt)
+	salted, err := pbkdf2.Key(sha256.New, "pencil", salt, 4096, sha256.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := hmac.New(sha256.New, salted)
+	mac.Write([]byte("Client Key"))
+	if want := mac.Sum(nil); !bytes.Equal(c.ClientKey(), want) {
+		t.Errorf("ClientKey = %x, want %x", c.ClientKey(), want)
+	}
+	mac = hmac.New(sha256.New, salted)
+	mac.Write([]byte("Server Key"))
+	if want := mac.Sum(nil); !bytes.Equal(s.SCRAMServerKey(), want) {
+		t.Errorf("SCRAMServerKey = %x, want %x", s.SCRAMServerKey(), want)
+	}
 }
 
 // testClient is the client side of SCRAM-SHA-256, written from RFC 5802 apart from

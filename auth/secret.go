@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/md5"
 	"crypto/pbkdf2"
@@ -103,6 +104,18 @@ func ParseSecret(user, password string) (Secret, error) {
 		return Secret{}, err
 	}
 	return Secret{user: user, kind: kindPlaintext, md5: MD5Hash(user, password), scram: v}, nil
+}
+
+// MD5Hash returns the md5 hash ("md5" + hex) the secret holds, or "".
+// PostgreSQL's md5 login needs only that hash, not the password.
+func (s Secret) MD5Hash() string { return s.md5 }
+
+// SCRAMServerKey returns the ServerKey of the SCRAM verifier, or nil.
+func (s Secret) SCRAMServerKey() []byte {
+	if !s.CanSCRAM() {
+		return nil
+	}
+	return bytes.Clone(s.scram.serverKey[:])
 }
 
 // CanMD5 reports whether the secret can check an md5 login: it is a plaintext

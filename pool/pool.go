@@ -43,6 +43,14 @@ type Options struct {
 	StatementCacheSize int
 }
 
+// Credentials log in to PostgreSQL without a plaintext password: with the
+// md5 hash PostgreSQL stores, or with SCRAM keys passed through from the
+// client's own login. They are learned at run time, not configured.
+type Credentials struct {
+	MD5Hash                        string
+	SCRAMClientKey, SCRAMServerKey []byte
+}
+
 // ErrAcquireTimeout is returned when no connection became free in time.
 var ErrAcquireTimeout = errors.New("timed out waiting for a server connection")
 
@@ -109,6 +117,7 @@ type Pool struct {
 	closed  bool
 	// paused: connections are neither handed out nor dialed; Acquire waits.
 	paused bool
+	creds  *Credentials // see SetCredentials
 	// gen is the generation of the options; a connection of an older one
 	// is closed instead of reused.
 	gen uint64
@@ -149,6 +158,14 @@ func (p *Pool) SetOptions(opts Options) {
 	p.wakeForSlotsLocked()
 	p.mu.Unlock()
 	p.destroyAll(retired, "configuration changed")
+}
+
+// SetCredentials gives the pool credentials for new connections, used
+// when Options has no password. Open connections are kept.
+func (p *Pool) SetCredentials(c *Credentials) {
+	p.mu.Lock()
+	p.creds = c
+	p.mu.Unlock()
 }
 
 // Reconnect closes every connection once it is idle: the idle ones now,

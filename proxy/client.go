@@ -48,15 +48,18 @@ type client struct {
 	wmu     sync.Mutex
 	log     *zap.Logger
 
-	db           string
-	user         string
-	mode         config.PoolMode
-	pool         *serverPool
-	connectedAt  time.Time
-	tlsState     *tls.ConnectionState // nil: not TLS
-	appName      string               // application_name from the startup packet
-	admin        bool                 // a session of the admin console
-	startupSet   map[string]string    // settings from the startup packet
+	db          string
+	user        string
+	mode        config.PoolMode
+	pool        *serverPool
+	connectedAt time.Time
+	tlsState    *tls.ConnectionState // nil: not TLS
+	// passThrough are credentials to log in to PostgreSQL as the client,
+	// learned from its login when auth.query found its password.
+	passThrough  *pool.Credentials
+	appName      string            // application_name from the startup packet
+	admin        bool              // a session of the admin console
+	startupSet   map[string]string // settings from the startup packet
 	keyPID       uint32
 	keySec       uint32
 	scratch      []byte // the client loop's buffer for message bodies
@@ -260,7 +263,7 @@ func (c *client) startup(ctx context.Context) (bool, error) {
 
 	c.appName = params["application_name"]
 
-	if err := c.authenticate(); err != nil {
+	if err := c.authenticate(ctx); err != nil {
 		return false, err
 	}
 	if c.db == config.AdminDatabase {
@@ -276,7 +279,7 @@ func (c *client) startup(ctx context.Context) (bool, error) {
 	}
 	c.startupSet = startup
 	c.mode = dbc.PoolMode
-	c.pool = c.srv.poolFor(c.db, dbc, c.user)
+	c.pool = c.srv.poolFor(c.db, dbc, c.user, c.passThrough)
 	if err := c.srv.register(c); err != nil {
 		return false, err
 	}
@@ -437,13 +440,28 @@ func hasProtocolOptions(params map[string]string) bool {
 	return false
 }
 
-// authenticate runs the exchange auth.type asks for.
-func (c *client) authenticate() error {
-	typ := c.srv.config().Auth.Type
+// authenticate runs the exchange auth.type asks for. A user not in
+// auth.users is looked up with auth.query, when configured; a client that
+// proves such a password leaves c.passThrough set, to log in to
+// PostgreSQL as itself.
+func (c *client) authenticate(ctx context.Context) error {
+	cfg := c.srv.config()
+	typ := cfg.Auth.Type
 	if typ == config.AuthTrust || typ == "" {
 		return nil
 	}
 	secret, known := c.srv.secret(c.user)
+	lookedUp := false
+	if dbc, ok := cfg.Database(c.db); !known && ok && cfg.Auth.Query != "" {
+		var err error
+		secret, known, err = c.srv.lookupSecret(ctx, c.db, dbc, c.user)
+		if err != nil {
+			ce := serverErrorFor(err, sevFatal, c.db)
+			c.log.Warn("auth.query lookup failed", zap.String("sqlstate", ce.code), zap.Error(err))
+			return ce
+		}
+		lookedUp = known
+	}
 	fail := func() error {
 		c.log.Warn("client authentication failed", zap.String("auth", typ), zap.String("client_addr", c.netConn.RemoteAddr().String()))
 		return fatalf(codeInvalidPassword, "password authentication failed for user %q", c.user)
@@ -463,6 +481,9 @@ func (c *client) authenticate() error {
 		}
 		if !known || !secret.CanMD5() || !secret.CheckMD5(c.user, salt, pm.Password) {
 			return fail()
+		}
+		if lookedUp {
+			c.passThrough = &pool.Credentials{MD5Hash: secret.MD5Hash()}
 		}
 		return nil
 	case config.AuthSCRAM:
@@ -503,6 +524,9 @@ func (c *client) authenticate() error {
 			return fatalf(codeProtocolViolation, "%v", err)
 		}
 		c.queue(&pgproto3.AuthenticationSASLFinal{Data: serverFinal})
+		if lookedUp {
+			c.passThrough = &pool.Credentials{SCRAMClientKey: sc.ClientKey(), SCRAMServerKey: secret.SCRAMServerKey()}
+		}
 		return nil
 	}
 	return fatalf(codeInvalidAuthSpec, "unsupported auth type %q", typ)

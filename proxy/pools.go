@@ -23,15 +23,21 @@ type serverPool struct {
 
 // poolFor returns the pool of server connections for a client of database
 // db (its client-facing name) logged in as user.
-func (s *Server) poolFor(db string, dbc *config.Database, user string) *serverPool {
+func (s *Server) poolFor(db string, dbc *config.Database, user string, creds *pool.Credentials) *serverPool {
 	serverUser := dbc.User
 	if serverUser == "" {
 		serverUser = user
 	}
 	key := poolKey{db, serverUser}
+	// Credentials learned at a client's login serve a pool that logs in
+	// as that client's user with no password configured.
+	useCreds := creds != nil && dbc.User == "" && dbc.Password == ""
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p, ok := s.pools[key]; ok {
+		if useCreds {
+			p.SetCredentials(creds)
+		}
 		return p
 	}
 	p := &serverPool{
@@ -40,6 +46,9 @@ func (s *Server) poolFor(db string, dbc *config.Database, user string) *serverPo
 	}
 	if s.paused[db] || s.paused[""] {
 		p.Pause()
+	}
+	if useCreds {
+		p.SetCredentials(creds)
 	}
 	s.pools[key] = p
 	return p
@@ -100,6 +109,15 @@ func (s *Server) reapIdleServers(ctx context.Context) {
 			return
 		case now := <-t.C:
 			for _, p := range s.allPools("") {
+				p.CloseIdle(now)
+			}
+			s.mu.Lock()
+			lookups := make([]*pool.Pool, 0, len(s.lookups))
+			for _, p := range s.lookups {
+				lookups = append(lookups, p)
+			}
+			s.mu.Unlock()
+			for _, p := range lookups {
 				p.CloseIdle(now)
 			}
 		}

@@ -86,6 +86,12 @@ func (s *Server) Apply(cfg *config.Config) error {
 		}
 		p.SetOptions(poolOptions(cfg, dbc, key.user))
 	}
+	for db, p := range s.lookups {
+		if _, ok := cfg.Database(db); !ok || cfg.Auth.Query == "" {
+			delete(s.lookups, db)
+			p.Close()
+		}
+	}
 	for db := range s.paused {
 		if _, ok := cfg.Database(db); db != "" && !ok {
 			delete(s.paused, db)

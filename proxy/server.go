@@ -17,6 +17,7 @@ import (
 	"github.com/pgpoolx/pgpoolx/auth"
 	"github.com/pgpoolx/pgpoolx/config"
 	"github.com/pgpoolx/pgpoolx/pinning"
+	"github.com/pgpoolx/pgpoolx/pool"
 	"github.com/pgpoolx/pgpoolx/stats"
 )
 
@@ -41,11 +42,12 @@ type Server struct {
 	mu       sync.Mutex
 	rdsSeen  map[string]struct{} // digests already reported as RDS Proxy pins
 	pools    map[poolKey]*serverPool
-	clients  map[uint32]*client   // by the process id pgpoolx issued
-	perUser  map[string]int       // registered clients by user
-	perDB    map[string]int       // registered clients by database
-	consoles map[*client]struct{} // admin console sessions
-	paused   map[string]bool      // databases paused by PAUSE or KILL ("" = all)
+	clients  map[uint32]*client    // by the process id pgpoolx issued
+	perUser  map[string]int        // registered clients by user
+	perDB    map[string]int        // registered clients by database
+	consoles map[*client]struct{}  // admin console sessions
+	lookups  map[string]*pool.Pool // auth.query connections by database
+	paused   map[string]bool       // databases paused by PAUSE or KILL ("" = all)
 	rates    map[string]stats.Rates
 	nextID   uint64
 	stopping bool
@@ -107,6 +109,7 @@ func NewServer(cfg *config.Config, log *zap.Logger, opts ...Options) (*Server, e
 		perUser:     map[string]int{},
 		perDB:       map[string]int{},
 		consoles:    map[*client]struct{}{},
+		lookups:     map[string]*pool.Pool{},
 		paused:      map[string]bool{},
 	}
 	if len(opts) > 0 {
@@ -342,6 +345,9 @@ func (s *Server) shutdown(cancelSessions context.CancelFunc) {
 	}
 	s.mu.Lock()
 	for _, p := range s.pools {
+		p.Close()
+	}
+	for _, p := range s.lookups {
 		p.Close()
 	}
 	s.mu.Unlock()
