@@ -109,7 +109,7 @@ func startReloadWorkload(t *testing.T, p *pooler, clients, phases, perPhase int)
 				// Read before the transaction begins, so a transaction of
 				// phase i takes its server connection after phase i began.
 				phase := w.phase.Load()
-				pid, err := reloadTransaction(ctx, conn, k)
+				pid, err := logTransaction(ctx, conn, k)
 				if err != nil && len(w.errs[k]) < 5 {
 					w.errs[k] = append(w.errs[k], fmt.Errorf("client %d, phase %d: %w", k, phase, err))
 				}
@@ -128,9 +128,12 @@ func startReloadWorkload(t *testing.T, p *pooler, clients, phases, perPhase int)
 	return w
 }
 
-// reloadTransaction runs one transaction of several statements and returns
-// the server pid it ran on.
-func reloadTransaction(ctx context.Context, conn *pgx.Conn, client int) (int32, error) {
+// txLogSQL creates the table logTransaction writes to.
+const txLogSQL = "CREATE TABLE tx_log (client int, pid int)"
+
+// logTransaction runs one transaction of several statements, which logs
+// the client and the server pid in table tx_log, and returns the pid.
+func logTransaction(ctx context.Context, conn *pgx.Conn, client int) (int32, error) {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return 0, err
@@ -140,7 +143,7 @@ func reloadTransaction(ctx context.Context, conn *pgx.Conn, client int) (int32, 
 	if err := tx.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
 		return 0, err
 	}
-	if _, err := tx.Exec(ctx, "INSERT INTO reload_work (client, pid) VALUES ($1, $2)", client, pid); err != nil {
+	if _, err := tx.Exec(ctx, "INSERT INTO tx_log (client, pid) VALUES ($1, $2)", client, pid); err != nil {
 		return 0, err
 	}
 	return pid, tx.Commit(ctx)
@@ -208,8 +211,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	// reload_init records each server connection that ran the new init
 	// query: proof on the server's side, whatever settings clients later
 	// apply on top of it.
-	if _, err := direct.Exec(ctx, `CREATE TABLE reload_work (client int, pid int);
-		CREATE TABLE reload_init (pid int)`); err != nil {
+	if _, err := direct.Exec(ctx, txLogSQL+"; CREATE TABLE reload_init (pid int)"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -337,7 +339,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Errorf("%d server connections after the workload, want 3..6", n)
 	}
 	t.Logf("%d transactions on %d server connections, %d of them used after the reload; %d ran the new init query",
-		queryValue[int](t, direct, "SELECT count(*) FROM reload_work"), len(w.pidsFrom(0)), len(after),
+		queryValue[int](t, direct, "SELECT count(*) FROM tx_log"), len(w.pidsFrom(0)), len(after),
 		queryValue[int](t, direct, "SELECT count(*) FROM reload_init"))
 }
 
