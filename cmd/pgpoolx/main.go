@@ -2,6 +2,7 @@
 //
 //	pgpoolx -config FILE          run the pooler
 //	pgpoolx check -config FILE    validate a configuration file
+//	pgpoolx pins [FILE...|-]      report the pins in pgpoolx's JSON logs
 //	pgpoolx -version              print the version
 package main
 
@@ -62,7 +63,7 @@ func runWithReady(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	configPath := fs.String("config", "", "path of the YAML configuration `file`")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage:\n  pgpoolx -config FILE          run the pooler\n  pgpoolx check -config FILE    validate a configuration\n  pgpoolx -version\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage:\n  pgpoolx -config FILE          run the pooler\n  pgpoolx check -config FILE    validate a configuration\n  pgpoolx pins [FILE...|-]      report the pins in pgpoolx's JSON logs (pins -h)\n  pgpoolx -version\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
