@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -186,4 +190,70 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// TestRunReloadsOnSIGHUPAndServesHTTP: admin_listen serves /healthz and
+// /metrics, and SIGHUP re-reads the file, rejecting a broken one.
+func TestRunReloadsOnSIGHUPAndServesHTTP(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pgpoolx.yaml")
+	if err := os.WriteFile(path, []byte("admin_listen: 127.0.0.1:0\n"+goodConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stdout, stderr lockedBuffer
+	ready := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- runWithReady(ctx, []string{"-config", path}, &stdout, &stderr, func(a net.Addr) { ready <- a })
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("run returned before listening: %v\n%s", err, stderr.String())
+	}
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	m := regexp.MustCompile(`"msg":"serving /metrics, /healthz and /readyz","addr":"([^"]+)"`).FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no admin_listen address logged:\n%s", stderr.String())
+	}
+	for path, want := range map[string]string{"/healthz": "ok\n", "/metrics": `pgpoolx_info{version="dev"} 1`} {
+		resp, err := http.Get("http://" + m[1] + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s: %d %q, want 200 with %q", path, resp.StatusCode, body, want)
+		}
+	}
+
+	waitLog := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(stderr.String(), what) {
+			if time.Now().After(deadline) {
+				t.Fatalf("log lacks %s:\n%s", what, stderr.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(goodConfig, "pool_size: 5", "pool_size: 7", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitLog(`"msg":"configuration reloaded","databases_added":[],"databases_removed":[],"databases_changed":["appdb"]`)
+	// admin_listen left the file: that needs a restart, and says so.
+	waitLog(`"msg":"setting changed in the file needs a restart to apply","key":"admin_listen"`)
+
+	if err := os.WriteFile(path, []byte(badConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitLog(`"msg":"configuration reload rejected; the running configuration stays"`)
 }
