@@ -113,7 +113,7 @@ func (s *Server) Pause(ctx context.Context, db string) error {
 	s.log.Info("pausing", zap.String("db", db))
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
-	for s.busyClients(db) > 0 {
+	for !s.settled(db) {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -128,17 +128,30 @@ func (s *Server) Pause(ctx context.Context, db string) error {
 	return nil
 }
 
-// busyClients counts db's clients inside a transaction or request.
-func (s *Server) busyClients(db string) int {
-	n := 0
+// settled reports whether every server connection of db's pools is idle
+// in its pool or held by a client between transactions (pinned, or in
+// session mode): no client is inside a transaction or request, and none
+// is between taking a connection and using it, or between finishing and
+// giving it back.
+func (s *Server) settled(db string) bool {
+	held := map[*serverPool]int{}
 	for _, c := range s.allClients(db) {
 		c.mu.Lock()
-		if c.att != nil && !c.track.Idle() {
-			n++
-		}
+		att, idle := c.att, c.track.Idle()
 		c.mu.Unlock()
+		if att != nil && !idle {
+			return false
+		}
+		if att != nil {
+			held[c.pool]++
+		}
 	}
-	return n
+	for _, p := range s.allPools(db) {
+		if p.InUse() > held[p] {
+			return false
+		}
+	}
+	return true
 }
 
 // Resume ends PAUSE or KILL of db ("" for all databases).
