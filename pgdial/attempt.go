@@ -101,7 +101,7 @@ func negotiateTLS(ctx context.Context, nc net.Conn, cfg *Config, conf *tls.Confi
 		// A server that failed before it could answer (out of processes,
 		// say) sends an ErrorResponse; the type byte is already read.
 		r := wire.NewReader(bufio.NewReader(io.MultiReader(bytes.NewReader(answer[:]), nc)), maxMessageLen)
-		s := startup{r: r}
+		s := startup{r: r, step: step}
 		if _, err := s.next(); err != nil {
 			return nil, ioError(ctx, step, err)
 		}

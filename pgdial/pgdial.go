@@ -81,9 +81,12 @@ const (
 // Credentials print as the list of kinds set, never their values, under
 // every fmt verb.
 type Credentials struct {
-	// Password is the plaintext password. It is used as is: like pgconn,
-	// and unlike libpq, Dial does not SASLprep it for SCRAM, which makes a
-	// difference only for passwords with characters SASLprep rewrites.
+	// Password is the plaintext password. It is used as is: unlike libpq
+	// and pgconn, Dial does not SASLprep it for SCRAM (the standard library
+	// has no NFKC tables; package auth makes the same choice). That changes
+	// nothing for ASCII passwords; one that SASLprep would rewrite
+	// (non-ASCII spaces, characters NFKC maps to others) fails SCRAM, and
+	// needs the SCRAM keys instead.
 	Password string
 	// MD5Hash is "md5" and 32 hex digits, hex(md5(password+user)), as
 	// pg_authid stores it. It answers md5 authentication only.
@@ -97,7 +100,10 @@ type Credentials struct {
 }
 
 // String names the kinds of credentials set and nothing of their values.
-func (c Credentials) String() string {
+func (c Credentials) String() string { return "pgdial.Credentials(" + c.kinds() + ")" }
+
+// kinds lists the kinds of credentials set, or says there are none.
+func (c Credentials) kinds() string {
 	var kinds []string
 	if c.Password != "" {
 		kinds = append(kinds, "password")
@@ -108,7 +114,10 @@ func (c Credentials) String() string {
 	if c.hasSCRAMKeys() {
 		kinds = append(kinds, "SCRAM keys")
 	}
-	return "pgdial.Credentials(" + strings.Join(kinds, ", ") + ")"
+	if kinds == nil {
+		return "none"
+	}
+	return strings.Join(kinds, ", ")
 }
 
 // Format prints String for every verb, so that no verb (%#v, %x) can put a
@@ -121,7 +130,8 @@ func (c Credentials) hasSCRAMKeys() bool {
 
 // Config says where to connect and as whom.
 type Config struct {
-	// Host is a host name or an IP address; Port defaults to 5432.
+	// Host is a host name or an IP address (TCP only: no Unix-domain
+	// sockets); Port defaults to 5432.
 	Host string
 	Port int
 	// Database defaults to User, as in libpq.

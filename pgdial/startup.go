@@ -183,7 +183,7 @@ func (s *startup) authRequest(ctx context.Context) error {
 
 	case authCleartext:
 		if cr.Password == "" {
-			return fmt.Errorf("%w: the server asks for a cleartext password, and %v has none", ErrNoCredentials, *cr)
+			return fmt.Errorf("%w: the server asks for a cleartext password; given: %s", ErrNoCredentials, cr.kinds())
 		}
 		err = s.write(passwordMessage(cr.Password))
 
@@ -196,7 +196,7 @@ func (s *startup) authRequest(ctx context.Context) error {
 			hash = auth.MD5Hash(s.cfg.User, cr.Password)
 		}
 		if hash == "" {
-			return fmt.Errorf("%w: the server asks for md5, and %v has neither password nor md5 hash", ErrNoCredentials, *cr)
+			return fmt.Errorf("%w: the server asks for md5, which needs a password or an md5 hash; given: %s", ErrNoCredentials, cr.kinds())
 		}
 		err = s.write(passwordMessage(md5Response(hash, data)))
 
@@ -209,7 +209,7 @@ func (s *startup) authRequest(ctx context.Context) error {
 			return fmt.Errorf("%w: the server offers SASL mechanisms %q, and only %s is supported", ErrUnsupportedAuth, mechanisms, saslMechanismSCRAM)
 		}
 		if cr.Password == "" && !cr.hasSCRAMKeys() {
-			return fmt.Errorf("%w: the server asks for SCRAM-SHA-256, and %v has neither password nor SCRAM keys", ErrNoCredentials, *cr)
+			return fmt.Errorf("%w: the server asks for SCRAM-SHA-256, which needs a password or SCRAM keys; given: %s", ErrNoCredentials, cr.kinds())
 		}
 		s.scram = &scramClient{password: cr.Password, clientKey: cr.SCRAMClientKey, serverKey: cr.SCRAMServerKey}
 		var first string
