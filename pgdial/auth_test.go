@@ -126,6 +126,17 @@ func scramKeys(t *testing.T, c *pgcluster.Cluster, user, password string) (verif
 	if err := errors.Join(err1, err2, err3); err != nil {
 		t.Fatal(err)
 	}
+	clientKey, serverKey = deriveSCRAMKeys(t, password, salt, iterations)
+	if !bytes.Equal(serverKey, wantServerKey) {
+		t.Fatal("the ServerKey derived from the password is not the verifier's")
+	}
+	return verifier, clientKey, serverKey
+}
+
+// deriveSCRAMKeys is RFC 5802's ClientKey and ServerKey, written out here
+// rather than borrowed from the code under test.
+func deriveSCRAMKeys(t *testing.T, password string, salt []byte, iterations int) (clientKey, serverKey []byte) {
+	t.Helper()
 	salted, err := pbkdf2.Key(sha256.New, password, salt, iterations, sha256.Size)
 	if err != nil {
 		t.Fatal(err)
@@ -135,9 +146,5 @@ func scramKeys(t *testing.T, c *pgcluster.Cluster, user, password string) (verif
 		h.Write([]byte(msg))
 		return h.Sum(nil)
 	}
-	clientKey, serverKey = mac("Client Key"), mac("Server Key")
-	if !bytes.Equal(serverKey, wantServerKey) {
-		t.Fatal("the ServerKey derived from the password is not the verifier's")
-	}
-	return verifier, clientKey, serverKey
+	return mac("Client Key"), mac("Server Key")
 }
