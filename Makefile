@@ -3,7 +3,7 @@
 GO ?= go
 FUZZTIME ?= 10s
 
-.PHONY: all build demo test fuzz-short clean
+.PHONY: all build demo test bench bench-quick fuzz-short clean
 
 all: build
 
@@ -19,6 +19,16 @@ demo: build
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# pgpoolx against PgBouncer and PostgreSQL alone under pgbench (bench/):
+# a markdown table on stdout. Pass flags with BENCHFLAGS, e.g.
+# `make bench BENCHFLAGS="-out results.md"`. bench takes about 15 minutes,
+# bench-quick about two (it is CI's smoke check).
+bench: build
+	$(GO) run ./bench -pgpoolx bin/pgpoolx $(BENCHFLAGS)
+
+bench-quick: build
+	$(GO) run ./bench -quick -pgpoolx bin/pgpoolx $(BENCHFLAGS)
 
 # Every Fuzz target in the module for FUZZTIME each (go test -fuzz takes one
 # target at a time).
