@@ -22,8 +22,8 @@ test:
 
 # pgpoolx against PgBouncer and PostgreSQL alone under pgbench (bench/):
 # a markdown table on stdout. Pass flags with BENCHFLAGS, e.g.
-# `make bench BENCHFLAGS="-out results.md"`. bench takes about 15 minutes,
-# bench-quick about two (it is CI's smoke check).
+# `make bench BENCHFLAGS="-out results.md"`. bench takes about ten minutes,
+# bench-quick under two (it is CI's smoke check).
 bench: build
 	$(GO) run ./bench -pgpoolx bin/pgpoolx $(BENCHFLAGS)
 
