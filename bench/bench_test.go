@@ -226,3 +226,53 @@ func TestPgpoolxRegressions(t *testing.T) {
 		t.Errorf("pgpoolxRegressions with every cell passed = %v", err)
 	}
 }
+
+// fakePgbench writes a shell script standing in for pgbench.
+func fakePgbench(t *testing.T, script string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "pgbench")
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestPgbenchRunDo(t *testing.T) {
+	c := cell{builtin: "select-only", mode: "simple", clients: 2}
+	for _, tt := range []struct {
+		name, script string
+		logs         bool
+		want         func(outcome) bool
+	}{
+		{"ok", "cat <<'EOF'\n" + pgbenchOutput + "EOF\n", true,
+			func(r outcome) bool { return r.ok() && r.processed == 32205 && r.p99 == 2500*time.Microsecond }},
+		{"fails", "echo 'pgbench: error: client 1 script 0 aborted in command 1 query 0: ERROR:  boom' >&2; exit 2\n", false,
+			func(r outcome) bool { return r.failure == "ERROR: boom" && !r.stalled }},
+		{"stalls", "sleep 30\n", false,
+			func(r outcome) bool { return r.stalled && strings.HasPrefix(r.failure, "stalled") }},
+		{"no logs", "cat <<'EOF'\n" + pgbenchOutput + "EOF\n", false,
+			func(r outcome) bool { return strings.Contains(r.failure, "no pgbench transaction log") }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			logDir := t.TempDir()
+			if tt.logs {
+				if err := os.WriteFile(filepath.Join(logDir, "tx.1"), []byte("0 0 1500 0 1 2\n0 1 2500 0 1 3\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p := pgbenchRun{bin: fakePgbench(t, tt.script), host: "127.0.0.1", port: 1, db: "x", cell: c,
+				duration: time.Second, logDir: logDir, slack: time.Second}
+			start := time.Now()
+			r, err := p.do(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.want(r) {
+				t.Errorf("do = %+v", r)
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("do took %v", d)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -100,6 +101,8 @@ type pgbenchRun struct {
 	duration time.Duration
 	// logDir receives pgbench's per-transaction logs; it must be empty.
 	logDir string
+	// slack is how long past -T the run may take (0: stallSlack).
+	slack time.Duration
 }
 
 // stallSlack is how long past its own -T a pgbench run may take before the
@@ -123,21 +126,24 @@ func (p pgbenchRun) args() []string {
 // that fails or stalls is a run with a failure, not an error; the error is
 // for ctx ending (Ctrl-C).
 func (p pgbenchRun) do(ctx context.Context) (outcome, error) {
-	rctx, cancel := context.WithTimeout(ctx, p.duration+stallSlack)
+	slack := cmp.Or(p.slack, stallSlack)
+	rctx, cancel := context.WithTimeout(ctx, p.duration+slack)
 	defer cancel()
 	cmd := exec.CommandContext(rctx, p.bin, p.args()...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Env = clientEnv()
-	// Ctrl-C reaches the harness only, which then kills pgbench.
+	// Ctrl-C reaches the harness only, which then kills pgbench, and
+	// anything it started, by process group.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	err := cmd.Run()
 	switch {
 	case ctx.Err() != nil:
 		return outcome{}, ctx.Err()
 	case rctx.Err() != nil:
-		return outcome{failure: fmt.Sprintf("stalled: no end %v past its -T", stallSlack), stalled: true}, nil
+		return outcome{failure: fmt.Sprintf("stalled: no end %v past its -T", slack), stalled: true}, nil
 	case err != nil:
 		return outcome{failure: failureReason(stderr.String(), err)}, nil
 	}
