@@ -51,7 +51,36 @@ func startPooler(t *testing.T, topYAML, dbYAML string) *pooler {
 
 func startPoolerFor(t *testing.T, c *pgcluster.Cluster, db, topYAML, dbYAML string) *pooler {
 	t.Helper()
-	p, serve := newPooler(t, c, db, topYAML, dbYAML)
+	return serveInTest(t, newPooler, c, db, topYAML, dbYAML)
+}
+
+// startPoolerYAML is startPoolerFor without the default server user.
+func startPoolerYAML(t *testing.T, c *pgcluster.Cluster, db, topYAML, dbYAML string) *pooler {
+	t.Helper()
+	return serveInTest(t, newPoolerYAML, c, db, topYAML, dbYAML)
+}
+
+// ownCluster starts a cluster for one test (one it restarts, or one with
+// its own settings), stopped when the test ends.
+func ownCluster(t *testing.T, opts pgcluster.Options) *pgcluster.Cluster {
+	t.Helper()
+	c, err := pgcluster.Start(t.Context(), opts)
+	if err != nil {
+		pgcluster.SkipOrFail(t, err)
+	}
+	t.Cleanup(func() {
+		if err := c.Stop(); err != nil {
+			t.Errorf("stop the test's cluster: %v", err)
+		}
+	})
+	c.LogOnFailure(t)
+	return c
+}
+
+func serveInTest(t *testing.T, build func(testing.TB, *pgcluster.Cluster, string, string, string) (*pooler, func(context.Context) error),
+	c *pgcluster.Cluster, db, topYAML, dbYAML string) *pooler {
+	t.Helper()
+	p, serve := build(t, c, db, topYAML, dbYAML)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx) }()
@@ -70,9 +99,20 @@ func startPoolerFor(t *testing.T, c *pgcluster.Cluster, db, topYAML, dbYAML stri
 // which the caller runs and stops.
 func newPooler(t testing.TB, c *pgcluster.Cluster, db, topYAML, dbYAML string) (*pooler, func(context.Context) error) {
 	t.Helper()
+	if !strings.Contains(dbYAML, "user:") {
+		dbYAML = "user: postgres\n" + dbYAML
+	}
+	return newPoolerYAML(t, c, db, topYAML, dbYAML)
+}
+
+// newPoolerYAML is newPooler without the default server user postgres.
+func newPoolerYAML(t testing.TB, c *pgcluster.Cluster, db, topYAML, dbYAML string) (*pooler, func(context.Context) error) {
+	t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "listen: 127.0.0.1:0\n%s\ndatabases:\n  %s:\n    host: %s\n    port: %d\n    user: postgres\n",
-		topYAML, db, c.Host(), c.Port())
+	fmt.Fprintf(&b, "listen: 127.0.0.1:0\n%s\ndatabases:\n  %s:\n    port: %d\n", topYAML, db, c.Port())
+	if !strings.Contains(dbYAML, "host:") {
+		fmt.Fprintf(&b, "    host: %s\n", c.Host())
+	}
 	for _, line := range strings.Split(strings.TrimSpace(dbYAML), "\n") {
 		if line != "" {
 			b.WriteString("    " + line + "\n")

@@ -19,16 +19,7 @@ import (
 func TestPauseResumeAcrossRestart(t *testing.T) {
 	const clients = 5
 	// A cluster of the test's own, since it restarts it.
-	c, err := pgcluster.Start(t.Context(), pgcluster.Options{})
-	if err != nil {
-		pgcluster.SkipOrFail(t, err)
-	}
-	t.Cleanup(func() {
-		if err := c.Stop(); err != nil {
-			t.Errorf("stop the test's cluster: %v", err)
-		}
-	})
-	c.LogOnFailure(t)
+	c := ownCluster(t, pgcluster.Options{})
 	db := c.NewDatabase(t)
 	p := startPoolerFor(t, c, db, "admin_users: [admin]\nacquire_timeout: 60s", "pool_size: 4")
 	ctx := t.Context()

@@ -69,6 +69,11 @@ func (c *Conn) Close() error { return c.netConn.Close() }
 // SetDeadline sets the socket's read and write deadline.
 func (c *Conn) SetDeadline(t time.Time) error { return c.netConn.SetDeadline(t) }
 
+// ErrNotIdle is returned by Query when the server is left inside a
+// transaction (or without a valid status); the connection must not be
+// reused.
+var ErrNotIdle = errors.New("server is not idle after the query")
+
 // ServerError is an ErrorResponse the server sent for a request pgpoolx made.
 type ServerError struct{ Fields pgproto3.ErrorResponse }
 
@@ -119,7 +124,7 @@ func (c *Conn) Query(ctx context.Context, sql string, onRow func(values [][]byte
 				return fmt.Errorf("read reply: %w", err)
 			}
 			if len(body) != 1 || body[0] != wire.TxIdle {
-				return errors.New("server is not idle after the query")
+				return ErrNotIdle
 			}
 			if serverErr != nil {
 				return serverErr

@@ -8,20 +8,22 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgpassfile"
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 
 	"github.com/pgpoolx/pgpoolx/initquery"
+	"github.com/pgpoolx/pgpoolx/pgdial"
 	"github.com/pgpoolx/pgpoolx/wire"
 )
 
@@ -31,7 +33,10 @@ type Options struct {
 	Port     int
 	DBName   string
 	User     string
-	Password string // empty: none (or from the environment's passfile)
+	Password string // empty: credentials learned at run time, or the passfile
+	// SSLMode and SSLRootCert are libpq's sslmode and sslrootcert.
+	SSLMode     string
+	SSLRootCert string
 
 	Size           int
 	InitQuery      string
@@ -193,12 +198,12 @@ func (p *Pool) destroyAll(conns []*Conn, reason string) {
 
 // connIdentity is what makes two connections interchangeable.
 type identity struct {
-	host, dbname, user, password, initQuery string
-	port                                    int
+	host, dbname, user, password, initQuery, sslMode, sslRootCert string
+	port                                                          int
 }
 
 func connIdentity(o Options) identity {
-	return identity{o.Host, o.DBName, o.User, o.Password, o.InitQuery, o.Port}
+	return identity{o.Host, o.DBName, o.User, o.Password, o.InitQuery, o.SSLMode, o.SSLRootCert, o.Port}
 }
 
 // Pause stops handing out and dialing connections: Acquire waits (within
@@ -514,9 +519,9 @@ func (p *Pool) Stat() Stat {
 func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 	start := time.Now()
 	p.mu.Lock()
-	opts, gen := p.opts, p.gen
+	opts, gen, creds := p.opts, p.gen, p.creds
 	p.mu.Unlock()
-	c, err := p.connect(ctx, opts)
+	c, err := p.connect(ctx, opts, creds)
 	p.mu.Lock()
 	p.dialing--
 	p.mu.Unlock()
@@ -552,71 +557,83 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 	return c, nil
 }
 
-func (p *Pool) connect(ctx context.Context, opts Options) (*Conn, error) {
+func (p *Pool) connect(ctx context.Context, opts Options, creds *Credentials) (*Conn, error) {
+	dc, err := pgdial.Dial(ctx, pgdial.Config{
+		Host:        opts.Host,
+		Port:        opts.Port,
+		Database:    opts.DBName,
+		User:        opts.User,
+		Credentials: credentials(opts, creds),
+		SSLMode:     pgdial.SSLMode(opts.SSLMode),
+		SSLRootCert: opts.SSLRootCert,
+		Timeout:     opts.ConnectTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	c := &Conn{
+		netConn:   dc.NetConn,
+		R:         wire.NewReader(dc.Reader, 0),
+		W:         bufio.NewWriterSize(dc.NetConn, 16<<10),
+		PID:       dc.PID,
+		SecretKey: dc.SecretKey,
+		Params:    dc.Params,
+		pool:      p,
+		created:   now,
+		lastUsed:  now,
+	}
 	if opts.ConnectTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, opts.ConnectTimeout)
 		defer cancel()
 	}
-	cfg, err := pgconn.ParseConfig(connString(opts))
+	baseline, err := initquery.Run(ctx, c, opts.InitQuery)
 	if err != nil {
-		return nil, err
-	}
-	if opts.Password != "" {
-		cfg.Password = opts.Password
-	}
-	pc, err := pgconn.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	baseline, err := initquery.Run(ctx, pc, opts.InitQuery)
-	if err != nil {
-		pc.Close(ctx)
+		c.netConn.Close()
+		var se *ServerError
+		if errors.As(err, &se) {
+			// The server's own words and SQLSTATE, as for a failed login.
+			f := se.Fields
+			err = &pgconn.PgError{Severity: f.Severity, Code: f.Code, Message: f.Message, Detail: f.Detail, Hint: f.Hint}
+		} else if errors.Is(err, ErrNotIdle) {
+			err = initquery.ErrOpenTransaction
+		}
 		return nil, &DialError{Err: err, InInit: true}
 	}
-	if err := pc.SyncConn(ctx); err != nil {
-		pc.Close(ctx)
-		return nil, err
-	}
-	hc, err := pc.Hijack()
-	if err != nil {
-		pc.Close(ctx)
-		return nil, err
-	}
-	now := time.Now()
-	br := bufio.NewReaderSize(hc.Conn, 16<<10)
-	return &Conn{
-		netConn: hc.Conn,
-
-		R:         wire.NewReader(br, 0),
-		W:         bufio.NewWriterSize(hc.Conn, 16<<10),
-		PID:       hc.PID,
-		SecretKey: hc.SecretKey,
-		Params:    hc.ParameterStatuses,
-		Current:   baseline,
-		Prepared:  NewStatements(opts.StatementCacheSize, &p.prepared),
-		Baseline:  baseline,
-		pool:      p,
-		created:   now,
-		lastUsed:  now,
-	}, nil
+	c.Current, c.Baseline = baseline, baseline
+	c.Prepared = NewStatements(opts.StatementCacheSize, &p.prepared)
+	return c, nil
 }
 
-// connString builds a keyword/value connection string with quoted values.
-func connString(o Options) string {
-	kv := []string{
-		"host", o.Host,
-		"port", strconv.Itoa(o.Port),
-		"dbname", o.DBName,
-		"user", o.User,
-		"sslmode", "prefer",
+// credentials are what the pool logs in with: the configured password, or
+// else credentials learned at run time, or else the passfile's password.
+func credentials(opts Options, creds *Credentials) pgdial.Credentials {
+	switch {
+	case opts.Password != "":
+		return pgdial.Credentials{Password: opts.Password}
+	case creds != nil:
+		return pgdial.Credentials{MD5Hash: creds.MD5Hash, SCRAMClientKey: creds.SCRAMClientKey, SCRAMServerKey: creds.SCRAMServerKey}
 	}
-	var b strings.Builder
-	for i := 0; i < len(kv); i += 2 {
-		v := strings.ReplaceAll(strings.ReplaceAll(kv[i+1], `\`, `\\`), `'`, `\'`)
-		fmt.Fprintf(&b, "%s='%s' ", kv[i], v)
+	return pgdial.Credentials{Password: passfilePassword(opts)}
+}
+
+// passfilePassword looks the password up in PGPASSFILE or ~/.pgpass, as
+// libpq does, or returns "".
+func passfilePassword(opts Options) string {
+	path := os.Getenv("PGPASSFILE")
+	if path == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		path = filepath.Join(home, ".pgpass")
 	}
-	return b.String()
+	pf, err := pgpassfile.ReadPassfile(path)
+	if err != nil {
+		return ""
+	}
+	return pf.FindPassword(opts.Host, strconv.Itoa(opts.Port), opts.DBName, opts.User)
 }
 
 // DialCancel sends a CancelRequest for (pid, key) to the server at addr and

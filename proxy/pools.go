@@ -62,6 +62,8 @@ func poolOptions(cfg *config.Config, dbc *config.Database, serverUser string) po
 		DBName:         dbc.DBName,
 		User:           serverUser,
 		Password:       dbc.Password,
+		SSLMode:        dbc.SSLMode,
+		SSLRootCert:    dbc.SSLRootCert,
 		Size:           dbc.PoolSize,
 		InitQuery:      dbc.InitQuery,
 		ConnectTimeout: cfg.ConnectTimeout.D(),
