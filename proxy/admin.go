@@ -41,14 +41,14 @@ func (c *client) startAdmin() error {
 		{"application_name", c.appName},
 	} {
 		c.scratch = wire.AppendParameterStatus(c.scratch[:0], p[0], p[1])
-		c.w.Write(c.scratch)
+		c.out().Write(c.scratch)
 	}
 	var key [8]byte
 	binary.BigEndian.PutUint32(key[:4], uint32(c.id)&0x7fffffff)
 	c.queue(&pgproto3.BackendKeyData{ProcessID: binary.BigEndian.Uint32(key[:4]), SecretKey: key[4:]})
 	c.queue(&pgproto3.ReadyForQuery{TxStatus: wire.TxIdle})
 	c.log.Info("admin console session opened", zap.String("client_addr", c.netConn.RemoteAddr().String()))
-	return c.w.Flush()
+	return c.out().Flush()
 }
 
 // Version is pgpoolx's version.

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -42,9 +43,10 @@ type client struct {
 	srv     *Server
 	id      uint64
 	netConn net.Conn
-	br      *bufio.Reader
-	r       *wire.Reader  // read only by the client loop
-	w       *bufio.Writer // written under wmu, by whichever goroutine answers
+	raw     syscall.RawConn // netConn's socket, to wait on it without a buffer; nil for TLS
+	br      *bufio.Reader   // nil while parked (idle.go)
+	r       *wire.Reader    // read only by the client loop
+	w       *bufio.Writer   // written under wmu, by whichever goroutine answers; see out()
 	wmu     sync.Mutex
 	log     *zap.Logger
 
@@ -99,6 +101,10 @@ type client struct {
 	// reported are the parameter values the client was last told.
 	reported map[string]string
 	att      *attachment
+	// idleSince is when the client last gave a server connection back
+	// (or connected); readDeadline is the read deadline set on netConn.
+	idleSince    time.Time
+	readDeadline time.Time
 	// lost: the server connection failed under the client, which is being
 	// disconnected. Nothing more it sent may run: not on another server
 	// connection, where it would run outside its transaction.
@@ -134,14 +140,15 @@ type client struct {
 }
 
 func newClient(s *Server, nc net.Conn, id uint64) *client {
-	br := bufio.NewReaderSize(nc, 8<<10)
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(nc)
 	c := &client{
 		srv:     s,
 		id:      id,
 		netConn: nc,
+		raw:     rawConn(nc),
 		br:      br,
 		r:       wire.NewReader(br, s.config().MaxMessageBytes),
-		w:       bufio.NewWriterSize(nc, 8<<10),
 		log:     s.log.Named("client").With(zap.Uint64("client_id", id)),
 
 		connectedAt: time.Now(),
@@ -171,12 +178,15 @@ func (c *client) serve(ctx context.Context) {
 		return // a cancel request, or a client that left early
 	}
 	c.netConn.SetDeadline(time.Time{})
+	c.mu.Lock()
+	c.idleSince = time.Now()
+	c.mu.Unlock()
 	if c.admin {
 		if !c.srv.addAdminSession(c) {
 			return // shutting down
 		}
 		defer c.srv.removeAdminSession(c)
-		err = admin.Serve(ctx, c.r, c.w, c.srv)
+		err = admin.Serve(ctx, c.r, c.out(), c.srv)
 		if err != nil && !isDisconnect(err) {
 			c.log.Info("admin console session closed", zap.Error(err))
 		}
@@ -304,17 +314,21 @@ func (c *client) startup(ctx context.Context) (bool, error) {
 		c.srv.unregister(c)
 		return false, serverErrorFor(err, sevFatal, c.db)
 	}
-	c.queue(&pgproto3.AuthenticationOk{})
 	c.mu.Lock()
 	c.reported = maps.Clone(report)
 	c.mu.Unlock()
+	// Registered, the client may be told to go (shutdown, KILL) by another
+	// goroutine, which writes under wmu.
+	c.wmu.Lock()
+	c.queue(&pgproto3.AuthenticationOk{})
 	for name, value := range report {
 		c.scratch = wire.AppendParameterStatus(c.scratch[:0], name, value)
-		c.w.Write(c.scratch)
+		c.out().Write(c.scratch)
 	}
 	c.queue(&pgproto3.BackendKeyData{ProcessID: c.keyPID, SecretKey: binary.BigEndian.AppendUint32(nil, c.keySec)})
 	c.queue(&pgproto3.ReadyForQuery{TxStatus: wire.TxIdle})
-	err = c.w.Flush()
+	err = c.out().Flush()
+	c.wmu.Unlock()
 	if err != nil {
 		if a != nil {
 			c.pool.Destroy(a.srv, "client left during startup")
@@ -355,9 +369,11 @@ func (c *client) startTLS(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	state := tc.ConnectionState()
-	c.netConn, c.tlsState = tc, &state
+	c.netConn, c.tlsState, c.raw = tc, &state, nil
 	c.br.Reset(tc)
-	c.w.Reset(tc)
+	if c.w != nil {
+		c.w.Reset(tc)
+	}
 	return true, nil
 }
 
@@ -535,7 +551,7 @@ func (c *client) authenticate(ctx context.Context) error {
 // readAuthResponse flushes what is queued and reads the client's next
 // password-type message.
 func (c *client) readAuthResponse() ([]byte, error) {
-	if err := c.w.Flush(); err != nil {
+	if err := c.out().Flush(); err != nil {
 		return nil, err
 	}
 	typ, n, err := c.r.Next()
@@ -555,7 +571,7 @@ func (c *client) readAuthResponse() ([]byte, error) {
 // runs (startup) or under wmu.
 func (c *client) queue(msg pgproto3.BackendMessage) {
 	c.scratch, _ = msg.Encode(c.scratch[:0])
-	c.w.Write(c.scratch)
+	c.out().Write(c.scratch)
 }
 
 // sendFatal tells the client why it is being disconnected, if it can.
@@ -574,8 +590,8 @@ func (c *client) sendFatal(err error) {
 	c.netConn.SetWriteDeadline(time.Now().Add(time.Second))
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.w.Write(ce.appendTo(nil))
-	c.w.Flush()
+	c.out().Write(ce.appendTo(nil))
+	c.out().Flush()
 }
 
 // sendError answers a client message with an ERROR (not fatal); the
@@ -584,11 +600,11 @@ func (c *client) sendError(ce *clientError, ready bool) error {
 	c.countError(ce)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.w.Write(ce.appendTo(nil))
+	c.out().Write(ce.appendTo(nil))
 	if ready {
-		c.w.Write(wire.AppendReadyForQuery(c.scratch[:0], wire.TxIdle))
+		c.out().Write(wire.AppendReadyForQuery(c.scratch[:0], wire.TxIdle))
 	}
-	return c.w.Flush()
+	return c.out().Flush()
 }
 
 // countError counts an error pgpoolx itself sends the client.

@@ -19,17 +19,12 @@ import (
 func (c *client) loop(ctx context.Context) error {
 	idleTimeout := c.srv.config().ClientIdleTimeout.D()
 	for {
-		if idleTimeout > 0 {
-			c.mu.Lock()
-			attached := c.att != nil
-			c.mu.Unlock()
-			if attached {
-				c.netConn.SetReadDeadline(time.Time{})
-			} else {
-				c.netConn.SetReadDeadline(time.Now().Add(idleTimeout))
-			}
+		err := c.waitForMessage(idleTimeout)
+		var typ byte
+		var n int
+		if err == nil {
+			typ, n, err = c.r.Next()
 		}
-		typ, n, err := c.r.Next()
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {

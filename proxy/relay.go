@@ -72,7 +72,7 @@ func (c *client) attach(ctx context.Context, wait bool) (*attachment, error) {
 		c.mu.Unlock()
 		if ps != nil {
 			c.wmu.Lock()
-			c.w.Write(ps)
+			c.out().Write(ps)
 			c.wmu.Unlock()
 		}
 	}
@@ -208,6 +208,7 @@ func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 			release = idleNow && c.pin == ""
 			if release {
 				c.att = nil
+				c.idleNowLocked()
 				for c.cancelling > 0 {
 					// Hold the connection until the cancel has reached the
 					// server, so it cannot hit another client's query.
@@ -225,14 +226,14 @@ func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 		var werr, rerr error // failures of the client and of the server
 		c.wmu.Lock()
 		if pending != nil {
-			_, werr = c.w.Write(pending)
+			_, werr = c.out().Write(pending)
 		}
 		if forward {
 			if body != nil {
 				c.scratchRelay = wire.AppendHeader(c.scratchRelay[:0], typ, len(body))
 				c.scratchRelay = append(c.scratchRelay, body...)
-				_, werr = c.w.Write(c.scratchRelay)
-			} else if err := srv.R.Forward(c.w); err != nil {
+				_, werr = c.out().Write(c.scratchRelay)
+			} else if err := srv.R.Forward(c.out()); err != nil {
 				var we *wire.WriteError
 				if errors.As(err, &we) {
 					werr = err
@@ -244,7 +245,7 @@ func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 			rerr = srv.R.Skip()
 		}
 		if werr == nil && rerr == nil && (release || srv.R.Buffered() == 0) {
-			werr = c.w.Flush()
+			werr = c.out().Flush()
 		}
 		c.wmu.Unlock()
 
@@ -358,7 +359,7 @@ func (c *client) serverLost(a *attachment, err error, fatalSent bool) {
 	c.log.Warn("server connection lost", zap.Uint32("server_pid", a.srv.PID), zap.Error(err))
 	if fatalSent {
 		c.wmu.Lock()
-		c.w.Flush()
+		c.out().Flush()
 		c.wmu.Unlock()
 	} else {
 		c.sendFatal(fatalf(codeConnectionFailure, "server connection lost: %v", err))
@@ -452,6 +453,6 @@ func (c *client) terminateIfBetweenMessages() {
 func (c *client) sendReady() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.w.Write(wire.AppendReadyForQuery(c.scratch[:0], wire.TxIdle))
-	return c.w.Flush()
+	c.out().Write(wire.AppendReadyForQuery(c.scratch[:0], wire.TxIdle))
+	return c.out().Flush()
 }

@@ -335,11 +335,11 @@ func (c *client) answerDeallocate(names []string) (bool, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	for range names {
-		c.w.Write(wire.AppendHeader(c.scratch[:0], wire.CommandComplete, len("DEALLOCATE")+1))
-		c.w.WriteString("DEALLOCATE\x00")
+		c.out().Write(wire.AppendHeader(c.scratch[:0], wire.CommandComplete, len("DEALLOCATE")+1))
+		c.out().WriteString("DEALLOCATE\x00")
 	}
-	c.w.Write(wire.AppendReadyForQuery(c.scratch[:0], status))
-	return true, c.w.Flush()
+	c.out().Write(wire.AppendReadyForQuery(c.scratch[:0], status))
+	return true, c.out().Flush()
 }
 
 // sendParseLocked appends a client's held-back Parse (see forward) for srv.
@@ -405,8 +405,8 @@ func (c *client) answerDeferred() error {
 		b = wire.AppendParseComplete(b)
 	}
 	c.deferred = c.deferred[:0]
-	c.w.Write(wire.AppendReadyForQuery(b, wire.TxIdle))
-	return c.w.Flush()
+	c.out().Write(wire.AppendReadyForQuery(b, wire.TxIdle))
+	return c.out().Flush()
 }
 
 // appendStmtRef appends a Describe/Close body naming a statement or portal.

@@ -44,6 +44,10 @@ func NewReader(r *bufio.Reader, maxBody int) *Reader {
 	return &Reader{r: r, maxBody: maxBody}
 }
 
+// Reset makes the reader read from r. Call it only between messages, with
+// nothing of the next one read yet.
+func (m *Reader) Reset(r *bufio.Reader) { m.r = r }
+
 // Buffered reports how many bytes can be read without touching the socket.
 // Callers flush their writers when it is zero, so a pipeline is answered in
 // one write and a lone message is never held back.
