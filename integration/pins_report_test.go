@@ -147,8 +147,8 @@ databases:
 		}
 	}
 	wantRows := map[row]bool{
-		{"session_advisory_lock", "select pg_advisory_lock($1)", 3, 0}: true,
-		{"listen", "listen pins_report", 1, 0}:                          true,
+		{"session_advisory_lock", "select pg_advisory_lock($1)", 3, 0}:    true,
+		{"listen", "listen pins_report", 1, 0}:                            true,
 		{"temp_table", "create temp table pins_report_tt (id int)", 1, 1}: true,
 	}
 	if len(rows) != len(wantRows) {
