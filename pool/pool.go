@@ -280,14 +280,10 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) { return p.acquire(ct
 func (p *Pool) TryAcquire(ctx context.Context) (*Conn, error) { return p.acquire(ctx, false) }
 
 func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
+	// The timer is made only when the first wait begins: most acquires
+	// find an idle connection and need none.
 	var timeout <-chan time.Time
-	if wait {
-		if d := p.Options().AcquireTimeout; d > 0 {
-			t := time.NewTimer(d)
-			defer t.Stop()
-			timeout = t.C
-		}
-	}
+	start := time.Now()
 	timedOut := false
 	for {
 		p.mu.Lock()
@@ -325,6 +321,11 @@ func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 				return nil, ErrAcquireTimeout
 			}
 			return nil, ErrWouldWait
+		}
+		if timeout == nil && p.opts.AcquireTimeout > 0 {
+			t := time.NewTimer(p.opts.AcquireTimeout - time.Since(start))
+			defer t.Stop()
+			timeout = t.C
 		}
 		w := &waiter{since: time.Now(), ready: make(chan struct{})}
 		p.waiters = append(p.waiters, w)
