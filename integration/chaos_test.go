@@ -259,8 +259,6 @@ const (
 // every transfer a client saw commit is there, none it saw fail is, and
 // pgpoolx never holds more than pool_size server connections.
 func TestChaosBankTransfers(t *testing.T) {
-	skipKnownBug(t, "pool.dial reads p.backoff after unlocking p.mu (see TestClientsDuringAnOutage); dials that fail "+
-		"together while PostgreSQL restarts race")
 	duration := chaosDuration(t)
 	c := ownCluster(t, pgcluster.Options{})
 	db := c.NewDatabase(t)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -18,16 +17,6 @@ import (
 
 	"github.com/pgpoolx/pgpoolx/internal/pgcluster"
 )
-
-// skipKnownBug skips a test that fails because of a known bug in pgpoolx,
-// unless PGPOOLX_KNOWN_BUGS is set: then it runs, to show the bug or
-// check a fix. The fix removes the call.
-func skipKnownBug(t *testing.T, bug string) {
-	t.Helper()
-	if os.Getenv("PGPOOLX_KNOWN_BUGS") == "" {
-		t.Skipf("bug: %s (set PGPOOLX_KNOWN_BUGS=1 to run it)", bug)
-	}
-}
 
 // assertLostWithError checks that work in flight when PostgreSQL went
 // away ended with a FATAL error naming why: PostgreSQL's own 57P01, or
@@ -216,8 +205,6 @@ func assertRefusedByServer(what string, err error) error {
 // reason, and once the server takes connections again each one's next
 // query succeeds.
 func TestClientsDuringAnOutage(t *testing.T) {
-	skipKnownBug(t, "pool.dial reads p.backoff for its log line after unlocking p.mu, a data race between "+
-		"dials that fail at the same time (go test -race reports it)")
 	const clients = 10
 	p := startPooler(t, "", fmt.Sprintf("pool_size: %d", clients))
 	ctx := t.Context()

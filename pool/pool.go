@@ -534,23 +534,36 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 		p.mu.Lock()
 		p.total--
 		p.lastErr = derr
-		p.backoff = min(max(2*p.backoff, 250*time.Millisecond), 5*time.Second)
-		p.retryAt = time.Now().Add(p.backoff)
+		// Dials that fail together (a restart, say) are one failure: the
+		// back-off grows once per window, not once per dial, so that a
+		// short outage is not followed by seconds of refusals.
+		now := time.Now()
+		newWindow := !now.Before(p.retryAt)
+		if newWindow {
+			p.backoff = min(max(2*p.backoff, 250*time.Millisecond), 5*time.Second)
+			p.retryAt = now.Add(p.backoff)
+		}
+		backoff := p.backoff
 		// Everyone queued now would fail the same way: tell them.
 		for p.wakeLocked(nil, derr) {
 		}
 		p.mu.Unlock()
 		if derr.InInit {
 			p.initFailures.Add(1)
-			p.log.Error("init query failed", zap.Error(derr.Err), zap.Duration("retry_in", p.backoff))
-		} else {
-			p.log.Warn("server connect failed", zap.Error(derr.Err), zap.Duration("retry_in", p.backoff))
+		}
+		switch {
+		case !newWindow:
+			// Logged with the failure that opened the window.
+		case derr.InInit:
+			p.log.Error("init query failed", zap.Error(derr.Err), zap.Duration("retry_in", backoff))
+		default:
+			p.log.Warn("server connect failed", zap.Error(derr.Err), zap.Duration("retry_in", backoff))
 		}
 		return nil, derr
 	}
 	c.gen = gen
 	p.mu.Lock()
-	p.lastErr, p.backoff = nil, 0
+	p.lastErr, p.backoff, p.retryAt = nil, 0, time.Time{}
 	p.params = maps.Clone(c.Params)
 	p.baseline = c.Baseline
 	p.mu.Unlock()

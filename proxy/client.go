@@ -170,6 +170,13 @@ func (c *client) serve(ctx context.Context) {
 		c.netConn.SetDeadline(time.Now().Add(t))
 	}
 	ok, err := c.startup(ctx)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		// client_login_timeout: like PostgreSQL's authentication_timeout,
+		// close without a word; the client never finished logging in.
+		c.log.Debug("client did not finish logging in within client_login_timeout")
+		return
+	}
 	if err != nil {
 		c.sendFatal(err)
 		return
