@@ -62,8 +62,8 @@ func Run(ctx context.Context, b Backend, cmd Command) (*Result, error) {
 	case Reconnect:
 		return &Result{Tag: "RECONNECT"}, b.Reconnect(cmd.Arg)
 	case Shutdown:
-		b.Shutdown()
-		return &Result{Tag: "SHUTDOWN"}, nil
+		// After the answer is out: shutdown closes console sessions.
+		return &Result{Tag: "SHUTDOWN", After: b.Shutdown}, nil
 	}
 	return nil, syntaxError("unknown command %q", cmd.Verb)
 }

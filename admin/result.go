@@ -29,6 +29,8 @@ type Result struct {
 	Columns []Column
 	Rows    [][]string // NULL is not used: a missing value is ""
 	Tag     string
+	// After, if set, runs once the answer has been sent.
+	After func()
 }
 
 // appendTo encodes the result as RowDescription, DataRows and

@@ -20,7 +20,8 @@ const maxQueryLen = 64 << 10
 // The extended protocol is refused (psql does not use it here).
 func Serve(ctx context.Context, r *wire.Reader, w *bufio.Writer, b Backend) error {
 	var buf []byte
-	failing := false // an extended-protocol message was refused: skip to Sync
+	var after []func() // to run once the answers are sent
+	failing := false   // an extended-protocol message was refused: skip to Sync
 	for {
 		typ, n, err := r.Next()
 		if err != nil {
@@ -43,7 +44,7 @@ func Serve(ctx context.Context, r *wire.Reader, w *bufio.Writer, b Backend) erro
 				return err
 			}
 			query := string(body[:max(len(body)-1, 0)]) // without the NUL
-			buf = runQuery(ctx, b, query, body[:0])
+			buf, after = runQuery(ctx, b, query, body[:0])
 			buf = wire.AppendReadyForQuery(buf, wire.TxIdle)
 		case wire.Sync:
 			if err := r.Skip(); err != nil {
@@ -73,15 +74,20 @@ func Serve(ctx context.Context, r *wire.Reader, w *bufio.Writer, b Backend) erro
 		if err := w.Flush(); err != nil {
 			return err
 		}
+		for _, f := range after {
+			f()
+		}
+		after = nil
 	}
 }
 
-// runQuery runs each command of a query string and appends the answers.
-func runQuery(ctx context.Context, b Backend, query string, dst []byte) []byte {
+// runQuery runs each command of a query string and appends the answers;
+// after lists what must run once they are sent.
+func runQuery(ctx context.Context, b Backend, query string, dst []byte) (_ []byte, after []func()) {
 	cmds := Split(query)
 	if len(cmds) == 0 {
 		dst, _ = (&pgproto3.EmptyQueryResponse{}).Encode(dst)
-		return dst
+		return dst, nil
 	}
 	for _, text := range cmds {
 		cmd, err := Parse(text)
@@ -90,11 +96,14 @@ func runQuery(ctx context.Context, b Backend, query string, dst []byte) []byte {
 			res, err = Run(ctx, b, cmd)
 		}
 		if err != nil {
-			return appendError(dst, err)
+			return appendError(dst, err), after
 		}
 		dst = res.appendTo(dst)
+		if res.After != nil {
+			after = append(after, res.After)
+		}
 	}
-	return dst
+	return dst, after
 }
 
 func appendError(dst []byte, err error) []byte {
