@@ -2,10 +2,12 @@ package integration
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // TestParkedClients: a client quiet for longer than pgpoolx's park delay
@@ -73,4 +75,53 @@ func TestParkedClientIdleTimeout(t *testing.T) {
 	time.Sleep(2500 * time.Millisecond)
 	_, err := conn.Exec(t.Context(), "SELECT 1")
 	assertCode(t, err, "57P05")
+}
+
+// TestSlowMessageAfterRelease: a client that pipelines a second query and
+// sends its body slowly, while its first query's server connection goes
+// back to the pool, is not cut off by the idle deadlines (parking, the
+// idle timeout) armed at that moment: they apply between messages only.
+func TestSlowMessageAfterRelease(t *testing.T) {
+	p := startPooler(t, "client_idle_timeout: 1200ms\n", "")
+	r := dialProto(t, p.addr)
+	if st := r.startup(pgproto3.ProtocolVersion30, protoParams(p)); st.err != nil {
+		t.Fatalf("startup: %s", st.err.Message)
+	}
+	second, err := (&pgproto3.Query{String: "SELECT 'second', '" + strings.Repeat("x", 1000) + "'"}).Encode(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := (&pgproto3.Query{String: "SELECT 'first'"}).Encode(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first query and the head of the second, then the rest of the
+	// second in pieces over 2.5 s: longer than parkAfter and the idle
+	// timeout both.
+	r.write(append(first, second[:20]...))
+	rest := second[20:]
+	for len(rest) > 0 {
+		time.Sleep(500 * time.Millisecond)
+		n := min(len(rest), 200)
+		r.write(rest[:n])
+		rest = rest[n:]
+	}
+	var got []string
+	for ready := 0; ready < 2; {
+		msg, err := r.receive()
+		if err != nil {
+			t.Fatalf("connection ended after %q: %v", got, err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.DataRow:
+			got = append(got, string(m.Values[0]))
+		case *pgproto3.ErrorResponse:
+			t.Fatalf("error after %q: %s %s", got, m.Code, m.Message)
+		case *pgproto3.ReadyForQuery:
+			ready++
+		}
+	}
+	if strings.Join(got, ",") != "first,second" {
+		t.Errorf("rows %q", got)
+	}
 }

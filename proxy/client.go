@@ -105,6 +105,9 @@ type client struct {
 	// (or connected); readDeadline is the read deadline set on netConn.
 	idleSince    time.Time
 	readDeadline time.Time
+	// reading: the loop is reading a message (no deadline applies), not
+	// waiting for one.
+	reading bool
 	// lost: the server connection failed under the client, which is being
 	// disconnected. Nothing more it sent may run: not on another server
 	// connection, where it would run outside its transaction.
@@ -149,7 +152,7 @@ func newClient(s *Server, nc net.Conn, id uint64) *client {
 		raw:     rawConn(nc),
 		br:      br,
 		r:       wire.NewReader(br, s.config().MaxMessageBytes),
-		log:     s.log.Named("client").With(zap.Uint64("client_id", id)),
+		log:     s.log.Named("client").WithLazy(zap.Uint64("client_id", id)),
 
 		connectedAt: time.Now(),
 		track:       session.NewTracker(),
@@ -276,7 +279,7 @@ func (c *client) startup(ctx context.Context) (bool, error) {
 	if _, ok := params["replication"]; ok {
 		return false, fatalf(codeFeatureNotSupported, "pgpoolx does not support replication connections")
 	}
-	c.log = c.log.With(zap.String("db", c.db), zap.String("user", c.user))
+	c.log = c.log.WithLazy(zap.String("db", c.db), zap.String("user", c.user))
 
 	c.appName = params["application_name"]
 

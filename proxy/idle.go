@@ -43,8 +43,10 @@ func (c *client) out() *bufio.Writer {
 // (idleNowLocked), since the loop is usually already waiting here by then.
 // Only the client loop calls it.
 func (c *client) waitForMessage(idleTimeout time.Duration) error {
+	defer c.startReading()
 	for c.br.Buffered() == 0 {
 		c.mu.Lock()
+		c.reading = false
 		now := time.Now()
 		idle, since := c.att == nil, c.idleSince
 		var deadline time.Time // when to look again; zero: never
@@ -67,13 +69,12 @@ func (c *client) waitForMessage(idleTimeout time.Duration) error {
 		}
 		if park {
 			// Wait without a buffer until the idle timeout, if any.
-			c.setReadDeadlineLocked(since.Add(idleTimeout))
-			if idleTimeout <= 0 {
-				c.setReadDeadlineLocked(time.Time{})
+			deadline = time.Time{}
+			if idleTimeout > 0 {
+				deadline = since.Add(idleTimeout)
 			}
-		} else {
-			c.setReadDeadlineLocked(deadline)
 		}
+		c.setReadDeadlineLocked(deadline)
 		c.mu.Unlock()
 		if park {
 			return c.park()
@@ -118,11 +119,23 @@ func (c *client) setReadDeadlineLocked(d time.Time) {
 }
 
 // idleNowLocked notes that the client gave its server connection back and
-// arms the read deadline of a loop already waiting for its next message.
-// Call with c.mu held.
+// arms the read deadline of a loop already waiting for its next message
+// (not of one reading a message: a slow body must not time out). Call
+// with c.mu held.
 func (c *client) idleNowLocked() {
 	c.idleSince = time.Now()
-	c.setReadDeadlineLocked(c.idleDeadline(c.idleSince, c.srv.config().ClientIdleTimeout.D()))
+	if !c.reading {
+		c.setReadDeadlineLocked(c.idleDeadline(c.idleSince, c.srv.config().ClientIdleTimeout.D()))
+	}
+}
+
+// startReading notes that the loop goes on to read a message, with no
+// deadline: the client has begun sending it.
+func (c *client) startReading() {
+	c.mu.Lock()
+	c.reading = true
+	c.setReadDeadlineLocked(time.Time{})
+	c.mu.Unlock()
 }
 
 // park gives the client's buffers back and waits, without one, for its
