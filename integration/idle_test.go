@@ -125,3 +125,20 @@ func TestSlowMessageAfterRelease(t *testing.T) {
 		t.Errorf("rows %q", got)
 	}
 }
+
+// TestLoginTimeoutDuringAuthentication: a client that sends its startup
+// packet but never answers the password request is told why it is cut
+// off, as by PostgreSQL's authentication_timeout.
+func TestLoginTimeoutDuringAuthentication(t *testing.T) {
+	p := startPooler(t, "client_login_timeout: 1s\nauth:\n  type: md5\n  users:\n    postgres:\n      password: pw\n", "")
+	r := dialProto(t, p.addr)
+	r.send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30, Parameters: protoParams(p)})
+	msg, err := r.receive()
+	if _, ok := msg.(*pgproto3.AuthenticationMD5Password); !ok || err != nil {
+		t.Fatalf("want a password request, got %T, %v", msg, err)
+	}
+	e := r.expectClose()
+	if e == nil || e.Code != "57014" || !strings.Contains(e.Message, "client_login_timeout") {
+		t.Fatalf("closed with %+v, want 57014 naming client_login_timeout", e)
+	}
+}

@@ -175,9 +175,13 @@ func (c *client) serve(ctx context.Context) {
 	ok, err := c.startup(ctx)
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		// client_login_timeout: like PostgreSQL's authentication_timeout,
-		// close without a word; the client never finished logging in.
+		// client_login_timeout, as PostgreSQL's authentication_timeout:
+		// a client that sent its startup packet is told; a socket that
+		// never sent one is closed without a word.
 		c.log.Debug("client did not finish logging in within client_login_timeout")
+		if c.user != "" {
+			c.sendFatal(fatalf(codeQueryCanceled, "canceling authentication due to timeout (client_login_timeout)"))
+		}
 		return
 	}
 	if err != nil {

@@ -25,6 +25,7 @@ const (
 	codeFeatureNotSupported  = "0A000"
 	codeInvalidParameter     = "22023"
 	codeProgramLimitExceeded = "54000"
+	codeQueryCanceled        = "57014"
 )
 
 // errServerLost ends a client whose server connection failed; the client
