@@ -119,8 +119,14 @@ type client struct {
 	pinDigest   string // digest of the statement that pinned it
 	dirty       bool   // the transaction under way may change session state
 	dirtyDigest string // digest of the statement that made it dirty
-	dirtyBytes  int
-	loaded      bool // the client ran LOAD: pinned for good
+	// dirtyOnlyLocks: every statement that made it dirty could change
+	// nothing but advisory locks (session.Effect.OnlyLocks).
+	dirtyOnlyLocks bool
+	// otherState: the last full probe found state other than advisory
+	// locks (temp tables, LISTEN...), which only a full probe can see go.
+	otherState bool
+	dirtyBytes int
+	loaded     bool // the client ran LOAD: pinned for good
 	// dropStatements: the client ran DISCARD ALL or DEALLOCATE ALL, so the
 	// server and the client lost every prepared statement.
 	dropStatements bool

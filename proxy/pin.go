@@ -17,11 +17,13 @@ const pinUnknown session.Reason = "unknown_state"
 
 // markDirtyLocked notes that the transaction under way may change session
 // state, so it is probed when it ends. digest and queryBytes describe the
-// first statement that did it, for the pin log. Call with c.mu held.
-func (c *client) markDirtyLocked(digest string, queryBytes int) {
+// first statement that did it, for the pin log; onlyLocks says it can
+// change nothing but advisory locks. Call with c.mu held.
+func (c *client) markDirtyLocked(digest string, queryBytes int, onlyLocks bool) {
 	if !c.dirty || c.dirtyDigest == "" && digest != "" {
 		c.dirtyDigest, c.dirtyBytes = digest, queryBytes
 	}
+	c.dirtyOnlyLocks = onlyLocks && (!c.dirty || c.dirtyOnlyLocks)
 	c.dirty = true
 }
 
@@ -32,8 +34,16 @@ func (c *client) markDirtyLocked(digest string, queryBytes int) {
 // reported parameter. Call with c.mu held; only the relay may call it.
 func (c *client) probeLocked(ctx context.Context, srv *pool.Conn) ([]byte, error) {
 	probe := session.NewProbe()
+	// When the transaction could change nothing but advisory locks, and
+	// the session held no other state, the locks are all there is to read.
+	locksOnly := c.dirtyOnlyLocks && !c.otherState && !c.loaded && !c.dropStatements &&
+		(c.pin == "" || c.pin == session.PinAdvisoryLock)
+	sql := session.LockProbeSQL
+	if !locksOnly {
+		sql = session.ProbeSQL(c.defaults, c.customNamesLocked(srv))
+	}
 	pctx, cancel := context.WithTimeout(ctx, c.srv.config().ConnectTimeout.D())
-	err := srv.Query(pctx, session.ProbeSQL(c.defaults, c.customNamesLocked(srv)), probe.Row)
+	err := srv.Query(pctx, sql, probe.Row)
 	cancel()
 	var reason session.Reason
 	var se *pool.ServerError
@@ -44,9 +54,12 @@ func (c *client) probeLocked(ctx context.Context, srv *pool.Conn) ([]byte, error
 		reason = pinUnknown
 	case err != nil:
 		return nil, err
+	case locksOnly:
+		reason = probe.PinReason() // the settings are as they were
 	default:
 		c.want = probe.Settings
 		srv.Current = probe.Settings
+		c.otherState = probe.OtherState()
 		reason = probe.PinReason()
 	}
 	if c.loaded {
@@ -61,7 +74,7 @@ func (c *client) probeLocked(ctx context.Context, srv *pool.Conn) ([]byte, error
 		c.dropStatements = false
 	}
 	c.setPinLocked(reason, srv.PID)
-	c.dirty, c.dirtyDigest, c.dirtyBytes = false, "", 0
+	c.dirty, c.dirtyDigest, c.dirtyBytes, c.dirtyOnlyLocks = false, "", 0, false
 
 	return c.reportChangesLocked(nil, srv), nil
 }

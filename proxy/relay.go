@@ -178,7 +178,7 @@ func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 					srv.Prepared.Clear()
 				}
 			case wire.ParameterStatus:
-				c.markDirtyLocked("", 0) // a reported setting changed, by whatever means
+				c.markDirtyLocked("", 0, false) // a reported setting changed, by whatever means
 				c.reported[psName] = psValue
 			}
 			idleNow := typ == wire.ReadyForQuery && c.track.Idle() && c.att == a &&

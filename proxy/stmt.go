@@ -221,7 +221,7 @@ func (c *client) statementAheadLocked(pre []byte, srv *pool.Conn, typ byte, ref 
 		ref.effect = session.Effect{}
 	}
 	if ref.effect.Changes {
-		c.markDirtyLocked(ref.digest, ref.queryBytes)
+		c.markDirtyLocked(ref.digest, ref.queryBytes, ref.effect.OnlyLocks)
 		c.loaded = c.loaded || ref.effect.Load
 		c.dropStatements = c.dropStatements || ref.effect.DropsStatements
 	}
@@ -238,6 +238,7 @@ func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), l
 // When sql is nothing but DEALLOCATE name statements, it returns the names.
 func (c *client) analyze(sql string, ref *stmtRef) (deallocate []string) {
 	onlyDeallocate := true
+	onlyLocks := true // every statement that changes state changes only locks
 	c.mu.Lock()
 	syntax := pinning.Syntax{StandardConformingStringsOff: c.want["standard_conforming_strings"] == "off"}
 	c.mu.Unlock()
@@ -249,6 +250,10 @@ func (c *client) analyze(sql string, ref *stmtRef) (deallocate []string) {
 			ref.digest, ref.queryBytes = syntax.Digest(st.Text), len(sql)
 		}
 		ref.effect.Changes = ref.effect.Changes || e.Changes
+		if e.Changes && !e.OnlyLocks {
+			onlyLocks = false
+		}
+		ref.effect.OnlyLocks = ref.effect.Changes && onlyLocks
 		ref.effect.Load = ref.effect.Load || e.Load
 		ref.effect.DropsStatements = ref.effect.DropsStatements || e.DropsStatements
 		if rds {

@@ -17,6 +17,9 @@ type Effect struct {
 	// DropsStatements is DISCARD ALL or DEALLOCATE ALL: the server forgets
 	// every prepared statement, pgpoolx's included.
 	DropsStatements bool
+	// OnlyLocks means session advisory locks are all it may change, so
+	// that a probe of the locks alone (LockProbeSQL) is enough.
+	OnlyLocks bool
 }
 
 // EffectOf returns the effect of a classified statement. It errs towards
@@ -40,13 +43,14 @@ func EffectOf(st pinning.Statement) Effect {
 		// A DO block or a procedure may do anything.
 		e.Changes = hasPrefixFold(st.Text, "do") || hasPrefixFold(st.Text, "call")
 	}
-	if st.AdvisoryLocks > 0 || st.AdvisoryUnlocks > 0 || st.AdvisoryUnlockAll {
-		e.Changes = true
-	}
 	for _, sc := range st.SetConfigs {
 		if !sc.Known || !sc.IsLocal {
 			e.Changes = true
 		}
+	}
+	if st.AdvisoryLocks > 0 || st.AdvisoryUnlocks > 0 || st.AdvisoryUnlockAll {
+		e.OnlyLocks = !e.Changes
+		e.Changes = true
 	}
 	return e
 }

@@ -25,6 +25,18 @@ const probeSQL = `SELECT 'pgpoolx.probe', lower(name), setting FROM pg_catalog.p
 	` UNION ALL SELECT 'pgpoolx.probe', '#prepared', count(*)::text FROM pg_catalog.pg_prepared_statements WHERE from_sql` +
 	` UNION ALL SELECT 'pgpoolx.probe', '#role', (pg_catalog.current_setting('role') <> 'none' OR session_user <> (SELECT usename FROM pg_catalog.pg_stat_activity WHERE pid = pg_catalog.pg_backend_pid()))::int::text`
 
+// LockProbeSQL is the probe after a transaction whose statements could
+// change nothing but session advisory locks (Effect.OnlyLocks): it reads
+// the lock count alone, about a tenth of ProbeSQL's cost on the server.
+const LockProbeSQL = `SELECT 'pgpoolx.probe', '#locks', count(*)::text FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid()`
+
+// OtherState reports whether the probe found session state other than
+// advisory locks: a LISTEN, temporary objects, WITH HOLD cursors, SQL
+// prepared statements or a changed role.
+func (p *Probe) OtherState() bool {
+	return p.Listens > 0 || p.TempObjects > 0 || p.HoldCursors > 0 || p.SQLPrepared > 0 || p.RoleChanged
+}
+
 // IsCustom reports whether a setting name is a custom (extension or
 // application) setting such as "myapp.tenant". PostgreSQL lists those in
 // pg_settings only once a module defines them, so the probe asks for each
