@@ -134,7 +134,7 @@ func (s Secret) CheckMD5(user string, salt [4]byte, response string) bool {
 	if s.md5 == "" || user != s.user {
 		return false
 	}
-	want := md5Response(s.md5, salt)
+	want := MD5Response(s.md5, salt)
 	return subtle.ConstantTimeCompare([]byte(response), want) == 1
 }
 
@@ -164,9 +164,10 @@ func MD5Hash(user, password string) string {
 	return md5Prefix + hex.EncodeToString(sum[:])
 }
 
-// md5Response is what a client answers to AuthenticationMD5Password given the
-// stored hash.
-func md5Response(hash string, salt [4]byte) []byte {
+// MD5Response is what a client answers to AuthenticationMD5Password given
+// the stored hash ("md5" + hex(md5(hex part of the hash + salt))): pgpoolx
+// checks clients' answers with it and answers servers with it.
+func MD5Response(hash string, salt [4]byte) []byte {
 	h := md5.New()
 	h.Write([]byte(hash[len(md5Prefix):]))
 	h.Write(salt[:])

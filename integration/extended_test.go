@@ -147,10 +147,14 @@ func (r pipeResult) String() string {
 	return r.kind
 }
 
-// drainPipeline reads every result pl has left. A PostgreSQL error is a
-// result; any other error ends the pipeline and fails the test.
+// drainPipeline sends what pl has queued and reads every result it has
+// left. A PostgreSQL error is a result; any other error ends the pipeline
+// and fails the test.
 func drainPipeline(t *testing.T, pl *pgconn.Pipeline) []pipeResult {
 	t.Helper()
+	if err := pl.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	var out []pipeResult
 	for {
 		res, err := pl.GetResults()
@@ -294,16 +298,13 @@ func startOtherClient(t *testing.T, conn *pgx.Conn) (stop func()) {
 	}
 }
 
-// syncEach sends each statement in the pipeline followed by a Sync,
-// flushes, and returns all the results.
+// syncEach sends each statement in the pipeline followed by a Sync and
+// returns all the results.
 func syncEach(t *testing.T, pl *pgconn.Pipeline, sqls ...string) []pipeResult {
 	t.Helper()
 	for _, sql := range sqls {
 		pl.SendQueryParams(sql, nil, nil, nil, nil)
 		pl.SendPipelineSync()
-	}
-	if err := pl.Flush(); err != nil {
-		t.Fatal(err)
 	}
 	return drainPipeline(t, pl)
 }
@@ -412,9 +413,6 @@ func TestPipelinesAcrossTransactionBoundaries(t *testing.T) {
 		pl.SendPipelineSync()
 		pl.SendQueryParams("SELECT 'after'", nil, nil, nil, nil)
 		pl.SendPipelineSync()
-		if err := pl.Flush(); err != nil {
-			t.Fatal(err)
-		}
 		got := drainPipeline(t, pl)
 		if err := pl.Close(); err != nil {
 			t.Fatal(err)
@@ -721,9 +719,6 @@ func TestExtendedProtocolErrors(t *testing.T) {
 		pl.SendPipelineSync()
 		pl.SendQueryParams("SELECT 3", nil, nil, nil, nil)
 		pl.SendPipelineSync()
-		if err := pl.Flush(); err != nil {
-			t.Fatal(err)
-		}
 		got := drainPipeline(t, pl)
 		if err := pl.Close(); err != nil {
 			t.Fatal(err)

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,9 +11,19 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
+// waitParked waits until p reports n parked clients (idle, their buffers
+// given back), which happens a second after each last went quiet.
+func (p *pooler) waitParked(t *testing.T, n int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d parked clients", n), 10*time.Second, func() bool {
+		pools := p.srv.Pools()
+		return len(pools) == 1 && pools[0].ClientsParked == n
+	})
+}
+
 // TestParkedClients: a client quiet for longer than pgpoolx's park delay
-// (1s: its buffers go back to a pool) carries on as before, with its
-// session, its prepared statements, a pipelined batch and a COPY.
+// gives its buffers back, and carries on as before when it speaks again,
+// with its session, its prepared statements, a pipelined batch and a COPY.
 func TestParkedClients(t *testing.T) {
 	p := startPooler(t, "", "pool_size: 2")
 	ctx := t.Context()
@@ -24,9 +35,7 @@ func TestParkedClients(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT $1::int + 1", 1).Scan(&n); err != nil || n != 2 {
 		t.Fatalf("before parking: %d, %v", n, err)
 	}
-	// A signal would be better than time, but parking is invisible from
-	// outside by design; the wait only has to outlast the park delay.
-	time.Sleep(1500 * time.Millisecond)
+	p.waitParked(t, 1)
 
 	var timeout string
 	if err := conn.QueryRow(ctx, "SHOW statement_timeout").Scan(&timeout); err != nil || timeout != "12s" {
@@ -35,7 +44,7 @@ func TestParkedClients(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT $1::int + 1", 41).Scan(&n); err != nil || n != 42 {
 		t.Fatalf("prepared statement after parking: %d, %v", n, err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	p.waitParked(t, 1)
 	batch := &pgx.Batch{}
 	for i := range 50 {
 		batch.Queue("SELECT $1::int", i)
@@ -49,7 +58,7 @@ func TestParkedClients(t *testing.T) {
 	if err := br.Close(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	p.waitParked(t, 1)
 	if _, err := conn.Exec(ctx, "CREATE TABLE parked (n int)"); err != nil {
 		t.Fatal(err)
 	}
@@ -62,19 +71,23 @@ func TestParkedClients(t *testing.T) {
 		t.Fatalf("COPY after parking: %d, %v", copied, err)
 	}
 	conn.Close(context.WithoutCancel(ctx))
+	p.waitParked(t, 0)
 }
 
 // TestParkedClientIdleTimeout: client_idle_timeout still ends a client
-// that is parked.
+// that is parked: it is told why, then its connection is closed.
 func TestParkedClientIdleTimeout(t *testing.T) {
 	p := startPooler(t, "client_idle_timeout: 1500ms\n", "")
-	conn := p.connect(t, "")
-	if _, err := conn.Exec(t.Context(), "SELECT 1"); err != nil {
-		t.Fatal(err)
+	r := dialProto(t, p.addr)
+	if st := r.startup(pgproto3.ProtocolVersion30, protoParams(p)); st.err != nil {
+		t.Fatalf("startup: %s", st.err.Message)
 	}
-	time.Sleep(2500 * time.Millisecond)
-	_, err := conn.Exec(t.Context(), "SELECT 1")
-	assertCode(t, err, "57P05")
+	r.simpleQuery("SELECT 1")
+	p.waitParked(t, 1)
+	e := r.expectClose()
+	if e == nil || e.Code != "57P05" {
+		t.Fatalf("closed with %+v, want 57P05", e)
+	}
 }
 
 // TestSlowMessageAfterRelease: a client that pipelines a second query and

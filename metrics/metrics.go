@@ -68,6 +68,8 @@ var (
 		append(poolLabels, "state"), nil)
 	descPinned = prometheus.NewDesc("pgpoolx_pinned_sessions",
 		"Client sessions pinned to a server connection now.", poolLabels, nil)
+	descParked = prometheus.NewDesc("pgpoolx_parked_clients",
+		"Idle clients whose read and write buffers went back to a pool.", poolLabels, nil)
 	descWait = prometheus.NewDesc("pgpoolx_acquire_wait_seconds",
 		"How long clients waited for a server connection.", poolLabels, nil)
 	descXacts = prometheus.NewDesc("pgpoolx_transactions_total",
@@ -117,6 +119,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descServers, float64(p.ServersIdle), "idle")
 		gauge(descServers, float64(p.ServersLogin), "login")
 		gauge(descPinned, float64(p.ClientsPinned))
+		gauge(descParked, float64(p.ClientsParked))
 		gauge(descPrepared, float64(p.PreparedStatements))
 		paused := 0.0
 		if p.Paused {

@@ -30,11 +30,8 @@ var (
 
 func TestPasswordAuth(t *testing.T) {
 	c := sslOn.get(t)
-	verifier, clientKey, serverKey := scramKeys(t, c, userSCRAM, password)
-	passThrough, err := PassThroughCredentials(verifier, clientKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	clientKey, serverKey := scramKeys(t, c, userSCRAM, password)
+	passThrough := Credentials{SCRAMClientKey: clientKey, SCRAMServerKey: serverKey}
 	wrongKey := bytes.Repeat([]byte{7}, scramKeyLen)
 	md5 := auth.MD5Hash(userMD5, password)
 
@@ -102,7 +99,7 @@ func TestPasswordAuth(t *testing.T) {
 // the password and the verifier's salt and iteration count, as pgpoolx will
 // know them: the ClientKey from a client's proof, the ServerKey from the
 // verifier (which the test checks it equals).
-func scramKeys(t *testing.T, c *pgcluster.Cluster, user, password string) (verifier string, clientKey, serverKey []byte) {
+func scramKeys(t *testing.T, c *pgcluster.Cluster, user, password string) (clientKey, serverKey []byte) {
 	t.Helper()
 	conn, err := c.Connect(t.Context(), "postgres")
 	if err != nil {
@@ -113,7 +110,7 @@ func scramKeys(t *testing.T, c *pgcluster.Cluster, user, password string) (verif
 	if err != nil {
 		t.Fatal(err)
 	}
-	verifier = string(res[0].Rows[0][0])
+	verifier := string(res[0].Rows[0][0])
 
 	// SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>
 	parts := strings.FieldsFunc(verifier, func(r rune) bool { return r == '$' || r == ':' })
@@ -130,7 +127,7 @@ func scramKeys(t *testing.T, c *pgcluster.Cluster, user, password string) (verif
 	if !bytes.Equal(serverKey, wantServerKey) {
 		t.Fatal("the ServerKey derived from the password is not the verifier's")
 	}
-	return verifier, clientKey, serverKey
+	return clientKey, serverKey
 }
 
 // deriveSCRAMKeys is RFC 5802's ClientKey and ServerKey, written out here

@@ -81,46 +81,6 @@ func TestCredentialsNeverPrinted(t *testing.T) {
 	}
 }
 
-func TestPassThroughCredentials(t *testing.T) {
-	salt := []byte("0123456789abcdef")
-	verifier := auth.SCRAMVerifier(password, salt, 4096)
-	clientKey, serverKey := deriveSCRAMKeys(t, password, salt, 4096)
-
-	cr, err := PassThroughCredentials(verifier, clientKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(cr.SCRAMClientKey, clientKey) || !bytes.Equal(cr.SCRAMServerKey, serverKey) || cr.Password != "" || cr.MD5Hash != "" {
-		t.Errorf("PassThroughCredentials = wrong keys or more than keys")
-	}
-	clientKey[0]++ // the credentials keep a copy
-	if cr.SCRAMClientKey[0] == clientKey[0] {
-		t.Error("the credentials share the caller's ClientKey")
-	}
-
-	storedAndServer := verifier[strings.LastIndexByte(verifier, '$')+1:]
-	for _, tc := range []struct {
-		name      string
-		verifier  string
-		clientKey []byte
-		want      string
-	}{
-		{"wrong ClientKey", verifier, clientKey, "does not belong to the verifier"},
-		{"short ClientKey", verifier, clientKey[:31], "a SCRAM ClientKey has 31 bytes, not 32"},
-		{"md5", auth.MD5Hash("u", password), clientKey, "not a SCRAM-SHA-256 verifier"},
-		{"no keys", "SCRAM-SHA-256$4096:c2FsdA==", clientKey, "not a SCRAM-SHA-256 verifier"},
-		{"short keys", "SCRAM-SHA-256$4096:c2FsdA==$c2FsdA==:c2FsdA==", clientKey, "not 32 bytes of base64"},
-	} {
-		_, err := PassThroughCredentials(tc.verifier, tc.clientKey)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: err = %v, want it to say %q", tc.name, err, tc.want)
-		}
-		if err != nil && strings.Contains(err.Error(), storedAndServer[:10]) {
-			t.Errorf("%s: error %q quotes the verifier", tc.name, err)
-		}
-	}
-}
-
 func TestParseServerFirst(t *testing.T) {
 	const ours = "abc"
 	for _, tc := range []struct {

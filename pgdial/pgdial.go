@@ -95,7 +95,8 @@ type Credentials struct {
 	// 32 bytes each: the ClientKey recovered from a client's SCRAM proof and
 	// the ServerKey of the verifier in pg_authid. They answer SCRAM only,
 	// and only a server whose verifier they came from, since they are bound
-	// to its salt and iteration count. PassThroughCredentials makes them.
+	// to its salt and iteration count. pgpoolx takes the ClientKey from
+	// auth.SCRAM.ClientKey and the ServerKey from auth.Secret.SCRAMServerKey.
 	SCRAMClientKey, SCRAMServerKey []byte
 }
 

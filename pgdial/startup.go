@@ -2,9 +2,7 @@ package pgdial
 
 import (
 	"context"
-	"crypto/md5"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"slices"
@@ -198,7 +196,7 @@ func (s *startup) authRequest(ctx context.Context) error {
 		if hash == "" {
 			return fmt.Errorf("%w: the server asks for md5, which needs a password or an md5 hash; given: %s", ErrNoCredentials, cr.kinds())
 		}
-		err = s.write(passwordMessage(md5Response(hash, data)))
+		err = s.write(passwordMessage(string(auth.MD5Response(hash, [4]byte(data)))))
 
 	case authSASL:
 		mechanisms, ok := saslMechanisms(data)
@@ -303,11 +301,4 @@ func saslInitialResponse(mechanism, data string) []byte {
 
 func saslResponse(data string) []byte {
 	return append(wire.AppendHeader(nil, wire.PasswordMessage, len(data)), data...)
-}
-
-// md5Response answers AuthenticationMD5Password with salt:
-// "md5" + hex(md5(hex part of the hash + salt)).
-func md5Response(hash string, salt []byte) string {
-	sum := md5.Sum(append([]byte(hash[len("md5"):]), salt...))
-	return "md5" + hex.EncodeToString(sum[:])
 }

@@ -48,14 +48,6 @@ type Options struct {
 	StatementCacheSize int
 }
 
-// Credentials log in to PostgreSQL without a plaintext password: with the
-// md5 hash PostgreSQL stores, or with SCRAM keys passed through from the
-// client's own login. They are learned at run time, not configured.
-type Credentials struct {
-	MD5Hash                        string
-	SCRAMClientKey, SCRAMServerKey []byte
-}
-
 // ErrAcquireTimeout is returned when no connection became free in time.
 var ErrAcquireTimeout = errors.New("timed out waiting for a server connection")
 
@@ -99,10 +91,11 @@ type Stat struct {
 }
 
 type waiter struct {
-	since time.Time
-	ready chan struct{} // closed when conn or retry is set
-	conn  *Conn
-	err   error
+	since    time.Time
+	fromIdle bool          // conn was handed over from the idle list (Resume), not by Release
+	ready    chan struct{} // closed when conn or retry is set
+	conn     *Conn
+	err      error
 }
 
 // Pool is the set of server connections for one (database, user) pair.
@@ -122,7 +115,7 @@ type Pool struct {
 	closed  bool
 	// paused: connections are neither handed out nor dialed; Acquire waits.
 	paused bool
-	creds  *Credentials // see SetCredentials
+	creds  *pgdial.Credentials // see SetCredentials
 	// gen is the generation of the options; a connection of an older one
 	// is closed instead of reused.
 	gen uint64
@@ -165,9 +158,10 @@ func (p *Pool) SetOptions(opts Options) {
 	p.destroyAll(retired, "configuration changed")
 }
 
-// SetCredentials gives the pool credentials for new connections, used
-// when Options has no password. Open connections are kept.
-func (p *Pool) SetCredentials(c *Credentials) {
+// SetCredentials gives the pool credentials learned at run time (an
+// auth.query user's md5 hash or SCRAM pass-through keys), used for new
+// connections when Options has no password. Open connections are kept.
+func (p *Pool) SetCredentials(c *pgdial.Credentials) {
 	p.mu.Lock()
 	p.creds = c
 	p.mu.Unlock()
@@ -221,7 +215,8 @@ func (p *Pool) Resume() {
 	for len(p.waiters) > 0 && len(p.idle) > 0 {
 		c := p.idle[len(p.idle)-1]
 		p.idle = p.idle[:len(p.idle)-1]
-		p.wakeLocked(c, nil) // a dead one is caught by the waiter's check
+		p.waiters[0].fromIdle = true // the waiter checks it is still alive
+		p.wakeLocked(c, nil)
 	}
 	p.wakeForSlotsLocked()
 	p.mu.Unlock()
@@ -283,7 +278,6 @@ func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 	// The timer is made only when the first wait begins: most acquires
 	// find an idle connection and need none.
 	var timeout <-chan time.Time
-	start := time.Now()
 	timedOut := false
 	for {
 		p.mu.Lock()
@@ -294,8 +288,9 @@ func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 		if n := len(p.idle); n > 0 && !p.paused {
 			c := p.idle[n-1]
 			p.idle = p.idle[:n-1]
+			lifetime := p.opts.Lifetime
 			p.mu.Unlock()
-			if reason := p.unusable(c); reason != "" {
+			if reason := p.unusable(c, lifetime); reason != "" {
 				p.destroy(c, reason)
 				continue
 			}
@@ -323,7 +318,7 @@ func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 			return nil, ErrWouldWait
 		}
 		if timeout == nil && p.opts.AcquireTimeout > 0 {
-			t := time.NewTimer(p.opts.AcquireTimeout - time.Since(start))
+			t := time.NewTimer(p.opts.AcquireTimeout)
 			defer t.Stop()
 			timeout = t.C
 		}
@@ -359,11 +354,14 @@ func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 			return nil, w.err
 		}
 		if w.conn != nil {
-			if reason := p.unusable(w.conn); reason != "" {
-				// Handed over at Resume after sitting idle: it may have
-				// died meanwhile. Its slot is passed on by destroy.
-				p.destroy(w.conn, reason)
-				continue
+			// One handed over by Release was in use a moment ago; one
+			// handed over at Resume sat idle and may have died meanwhile.
+			// Its slot is passed on by destroy.
+			if w.fromIdle {
+				if reason := p.unusable(w.conn, p.Options().Lifetime); reason != "" {
+					p.destroy(w.conn, reason)
+					continue
+				}
 			}
 			return w.conn, nil
 		}
@@ -435,8 +433,8 @@ func (p *Pool) destroy(c *Conn, reason string) {
 }
 
 // unusable says why an idle connection must not be handed out, or "".
-func (p *Pool) unusable(c *Conn) string {
-	if lt := p.Options().Lifetime; lt > 0 && time.Since(c.created) > lt {
+func (p *Pool) unusable(c *Conn, lifetime time.Duration) string {
+	if lifetime > 0 && time.Since(c.created) > lifetime {
 		return "lifetime"
 	}
 	// An idle server says nothing. Bytes or EOF waiting on the socket mean
@@ -571,7 +569,7 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 	return c, nil
 }
 
-func (p *Pool) connect(ctx context.Context, opts Options, creds *Credentials) (*Conn, error) {
+func (p *Pool) connect(ctx context.Context, opts Options, creds *pgdial.Credentials) (*Conn, error) {
 	dc, err := pgdial.Dial(ctx, pgdial.Config{
 		Host:        opts.Host,
 		Port:        opts.Port,
@@ -622,12 +620,12 @@ func (p *Pool) connect(ctx context.Context, opts Options, creds *Credentials) (*
 
 // credentials are what the pool logs in with: the configured password, or
 // else credentials learned at run time, or else the passfile's password.
-func credentials(opts Options, creds *Credentials) pgdial.Credentials {
+func credentials(opts Options, creds *pgdial.Credentials) pgdial.Credentials {
 	switch {
 	case opts.Password != "":
 		return pgdial.Credentials{Password: opts.Password}
 	case creds != nil:
-		return pgdial.Credentials{MD5Hash: creds.MD5Hash, SCRAMClientKey: creds.SCRAMClientKey, SCRAMServerKey: creds.SCRAMServerKey}
+		return *creds
 	}
 	return pgdial.Credentials{Password: passfilePassword(opts)}
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -81,7 +83,7 @@ func (s *Server) DatabaseStats() []stats.DatabaseStats {
 	rates := s.rates
 	s.mu.Unlock()
 	var out []stats.DatabaseStats
-	for _, name := range sortedNames(s.config().Databases) {
+	for _, name := range slices.Sorted(maps.Keys(s.config().Databases)) {
 		out = append(out, stats.DatabaseStats{Database: name, Totals: totals[name], Rates: rates[name]})
 	}
 	return out
@@ -233,7 +235,7 @@ func (s *Server) Shutdown() {
 // open a server connection (a wrong password, a failing init query).
 func (s *Server) Ready(ctx context.Context) error {
 	cfg := s.config()
-	names := sortedNames(cfg.Databases)
+	names := slices.Sorted(maps.Keys(cfg.Databases))
 	errs := make([]error, len(names))
 	var wg sync.WaitGroup
 	for i, name := range names {

@@ -23,6 +23,7 @@ import (
 	"github.com/pgpoolx/pgpoolx/admin"
 	"github.com/pgpoolx/pgpoolx/auth"
 	"github.com/pgpoolx/pgpoolx/config"
+	"github.com/pgpoolx/pgpoolx/pgdial"
 	"github.com/pgpoolx/pgpoolx/pool"
 	"github.com/pgpoolx/pgpoolx/session"
 	"github.com/pgpoolx/pgpoolx/wire"
@@ -58,7 +59,7 @@ type client struct {
 	tlsState    *tls.ConnectionState // nil: not TLS
 	// passThrough are credentials to log in to PostgreSQL as the client,
 	// learned from its login when auth.query found its password.
-	passThrough  *pool.Credentials
+	passThrough  *pgdial.Credentials
 	appName      string            // application_name from the startup packet
 	admin        bool              // a session of the admin console
 	startupSet   map[string]string // settings from the startup packet
@@ -143,6 +144,8 @@ type client struct {
 	// reqStart is when the client sent the request (Query or Sync) whose
 	// ReadyForQuery is awaited (unix nanoseconds), or 0.
 	reqStart atomic.Int64
+	// parked: the client waits without its buffers (idle.go).
+	parked atomic.Bool
 	// bytesIn counts what the client sent since it was last added to the
 	// pool's counters; only the client loop touches it.
 	bytesIn uint64
@@ -519,7 +522,7 @@ func (c *client) authenticate(ctx context.Context) error {
 			return fail()
 		}
 		if lookedUp {
-			c.passThrough = &pool.Credentials{MD5Hash: secret.MD5Hash()}
+			c.passThrough = &pgdial.Credentials{MD5Hash: secret.MD5Hash()}
 		}
 		return nil
 	case config.AuthSCRAM:
@@ -561,7 +564,7 @@ func (c *client) authenticate(ctx context.Context) error {
 		}
 		c.queue(&pgproto3.AuthenticationSASLFinal{Data: serverFinal})
 		if lookedUp {
-			c.passThrough = &pool.Credentials{SCRAMClientKey: sc.ClientKey(), SCRAMServerKey: secret.SCRAMServerKey()}
+			c.passThrough = &pgdial.Credentials{SCRAMClientKey: sc.ClientKey(), SCRAMServerKey: secret.SCRAMServerKey()}
 		}
 		return nil
 	}

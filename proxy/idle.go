@@ -120,18 +120,24 @@ func (c *client) setReadDeadlineLocked(d time.Time) {
 
 // idleNowLocked notes that the client gave its server connection back and
 // arms the read deadline of a loop already waiting for its next message
-// (not of one reading a message: a slow body must not time out). Call
-// with c.mu held.
-func (c *client) idleNowLocked() {
-	c.idleSince = time.Now()
+// (not of one reading a message: a slow body must not time out). now is
+// the time of the ReadyForQuery that ended the transaction. Call with
+// c.mu held.
+func (c *client) idleNowLocked(now time.Time) {
+	c.idleSince = now
 	if !c.reading {
 		c.setReadDeadlineLocked(c.idleDeadline(c.idleSince, c.srv.config().ClientIdleTimeout.D()))
 	}
 }
 
 // startReading notes that the loop goes on to read a message, with no
-// deadline: the client has begun sending it.
+// deadline: the client has begun sending it. Only the loop writes
+// c.reading, so it may read it unlocked: already reading (pipelined
+// messages), nothing can have armed a deadline since.
 func (c *client) startReading() {
+	if c.reading {
+		return
+	}
 	c.mu.Lock()
 	c.reading = true
 	c.setReadDeadlineLocked(time.Time{})
@@ -152,6 +158,8 @@ func (c *client) park() error {
 	c.br.Reset(nil)
 	readers.Put(c.br)
 	c.br = nil
+	c.parked.Store(true)
+	defer c.parked.Store(false)
 
 	var one [1]byte
 	err := c.raw.Read(func(fd uintptr) bool {

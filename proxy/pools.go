@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pgpoolx/pgpoolx/config"
+	"github.com/pgpoolx/pgpoolx/pgdial"
 	"github.com/pgpoolx/pgpoolx/pool"
 	"github.com/pgpoolx/pgpoolx/stats"
 )
@@ -23,7 +24,7 @@ type serverPool struct {
 
 // poolFor returns the pool of server connections for a client of database
 // db (its client-facing name) logged in as user.
-func (s *Server) poolFor(db string, dbc *config.Database, user string, creds *pool.Credentials) *serverPool {
+func (s *Server) poolFor(db string, dbc *config.Database, user string, creds *pgdial.Credentials) *serverPool {
 	serverUser := dbc.User
 	if serverUser == "" {
 		serverUser = user
@@ -79,13 +80,7 @@ func poolOptions(cfg *config.Config, dbc *config.Database, serverUser string) po
 func (s *Server) allPools(db string) []*serverPool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	pools := make([]*serverPool, 0, len(s.pools))
-	for k, p := range s.pools {
-		if db == "" || k.db == db {
-			pools = append(pools, p)
-		}
-	}
-	return pools
+	return valuesWhere(s.pools, func(p *serverPool) bool { return db == "" || p.key.db == db })
 }
 
 // allClients returns the registered clients, optionally only those of
@@ -93,13 +88,19 @@ func (s *Server) allPools(db string) []*serverPool {
 func (s *Server) allClients(db string) []*client {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	clients := make([]*client, 0, len(s.clients))
-	for _, c := range s.clients {
-		if db == "" || c.db == db {
-			clients = append(clients, c)
+	return valuesWhere(s.clients, func(c *client) bool { return db == "" || c.db == db })
+}
+
+// valuesWhere returns the values of m that keep accepts (all, if keep is
+// nil), for use after the lock guarding m is let go.
+func valuesWhere[K comparable, V any](m map[K]V, keep func(V) bool) []V {
+	out := make([]V, 0, len(m))
+	for _, v := range m {
+		if keep == nil || keep(v) {
+			out = append(out, v)
 		}
 	}
-	return clients
+	return out
 }
 
 func (s *Server) reapIdleServers(ctx context.Context) {
@@ -114,10 +115,7 @@ func (s *Server) reapIdleServers(ctx context.Context) {
 				p.CloseIdle(now)
 			}
 			s.mu.Lock()
-			lookups := make([]*pool.Pool, 0, len(s.lookups))
-			for _, p := range s.lookups {
-				lookups = append(lookups, p)
-			}
+			lookups := valuesWhere(s.lookups, nil)
 			s.mu.Unlock()
 			for _, p := range lookups {
 				p.CloseIdle(now)

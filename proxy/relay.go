@@ -201,14 +201,16 @@ func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 			if idleNow && c.pin != "" {
 				c.pinTx++
 			}
+			var now time.Time
 			if typ == wire.ReadyForQuery {
-				c.countReady(&txStart, sent, queries, status == wire.TxIdle)
+				now = time.Now()
+				c.countReady(now, &txStart, sent, queries, status == wire.TxIdle)
 				sent, queries = 0, 0
 			}
 			release = idleNow && c.pin == ""
 			if release {
 				c.att = nil
-				c.idleNowLocked()
+				c.idleNowLocked(now)
 				for c.cancelling > 0 {
 					// Hold the connection until the cancel has reached the
 					// server, so it cannot hit another client's query.
@@ -278,12 +280,11 @@ func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 }
 
 // countReady adds a request's traffic to the pool's counters when its
-// ReadyForQuery arrives; idle says the transaction ended.
-func (c *client) countReady(txStart *time.Time, sent, queries uint64, idle bool) {
+// ReadyForQuery arrives, at now; idle says the transaction ended.
+func (c *client) countReady(now time.Time, txStart *time.Time, sent, queries uint64, idle bool) {
 	st := &c.pool.stats
 	st.BytesOut.Add(sent)
 	st.Queries.Add(queries)
-	now := time.Now()
 	if t := c.reqStart.Swap(0); t != 0 {
 		req := time.Unix(0, t)
 		st.QueryMicros.Add(uint64(now.Sub(req).Microseconds()))

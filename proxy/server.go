@@ -307,10 +307,7 @@ func (s *Server) reportRDSProxy(log *zap.Logger, digest string, r pinning.Reason
 func (s *Server) shutdown(cancelSessions context.CancelFunc) {
 	s.mu.Lock()
 	s.stopping = true
-	clients := make([]*client, 0, len(s.clients))
-	for _, c := range s.clients {
-		clients = append(clients, c)
-	}
+	clients := valuesWhere(s.clients, nil)
 	for c := range s.consoles {
 		c.netConn.Close()
 	}
@@ -327,16 +324,8 @@ func (s *Server) shutdown(cancelSessions context.CancelFunc) {
 	select {
 	case <-done:
 	case <-timer.C:
-		s.mu.Lock()
-		left := len(s.clients)
-		s.mu.Unlock()
-		s.log.Warn("shutdown timeout: closing clients still in a transaction", zap.Int("clients", left))
-		s.mu.Lock()
-		clients = clients[:0]
-		for _, c := range s.clients {
-			clients = append(clients, c)
-		}
-		s.mu.Unlock()
+		clients = s.allClients("")
+		s.log.Warn("shutdown timeout: closing clients still in a transaction", zap.Int("clients", len(clients)))
 		for _, c := range clients {
 			c.terminateIfBetweenMessages()
 		}

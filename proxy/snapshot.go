@@ -1,13 +1,14 @@
 package proxy
 
 import (
+	"cmp"
 	"crypto/tls"
+	"maps"
 	"net"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/pgpoolx/pgpoolx/config"
 	"github.com/pgpoolx/pgpoolx/pool"
 	"github.com/pgpoolx/pgpoolx/stats"
 )
@@ -23,6 +24,7 @@ type clientView struct {
 	srv     *pool.Conn // the server connection it holds, or nil
 	waiting time.Duration
 	waits   bool
+	parked  bool
 	pin     string
 	pinned  time.Time
 	pinTx   int
@@ -31,7 +33,7 @@ type clientView struct {
 }
 
 func (c *client) view() clientView {
-	v := clientView{c: c, pool: c.pool}
+	v := clientView{c: c, pool: c.pool, parked: c.parked.Load()}
 	if t := c.waitSince.Load(); t != 0 {
 		v.waits, v.waiting = true, time.Since(time.Unix(0, t))
 	}
@@ -70,13 +72,12 @@ func (s *Server) clientViews() []clientView {
 
 // poolSnapshots returns the state of every pool, by database and user.
 func (s *Server) poolSnapshots() []stats.Pool {
-	byPool := map[*serverPool]*stats.Pool{}
-	var out []stats.Pool
 	pools := s.allPools("")
 	slices.SortFunc(pools, func(a, b *serverPool) int {
-		return strings.Compare(a.key.db+"\x00"+a.key.user, b.key.db+"\x00"+b.key.user)
+		return cmp.Or(strings.Compare(a.key.db, b.key.db), strings.Compare(a.key.user, b.key.user))
 	})
-	out = make([]stats.Pool, len(pools))
+	byPool := make(map[*serverPool]*stats.Pool, len(pools))
+	out := make([]stats.Pool, len(pools))
 	for i, p := range pools {
 		st := p.Stat()
 		out[i] = stats.Pool{
@@ -111,6 +112,9 @@ func (s *Server) poolSnapshots() []stats.Pool {
 		}
 		if v.pin != "" {
 			ps.ClientsPinned++
+		}
+		if v.parked {
+			ps.ClientsParked++
 		}
 		ps.ClientPreparedStatements += v.stmts
 	}
@@ -191,14 +195,10 @@ func (s *Server) databaseSnapshots() []stats.Database {
 		conns[p.key.db] += p.Stat().Total
 	}
 	s.mu.Lock()
-	allPaused := s.paused[""]
-	paused := make(map[string]bool, len(s.paused))
-	for k, v := range s.paused {
-		paused[k] = v
-	}
+	paused := maps.Clone(s.paused)
 	s.mu.Unlock()
 	var out []stats.Database
-	for _, name := range sortedNames(cfg.Databases) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Databases)) {
 		dbc := cfg.Databases[name]
 		out = append(out, stats.Database{
 			Name:               name,
@@ -209,19 +209,10 @@ func (s *Server) databaseSnapshots() []stats.Database {
 			PoolSize:           dbc.PoolSize,
 			PoolMode:           string(dbc.PoolMode),
 			CurrentConnections: conns[name],
-			Paused:             allPaused || paused[name],
+			Paused:             paused[""] || paused[name],
 		})
 	}
 	return out
-}
-
-func sortedNames(m map[string]*config.Database) []string {
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	return names
 }
 
 // splitAddr returns a TCP address's host and port.

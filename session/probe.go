@@ -18,7 +18,7 @@ import (
 const probeMark = "pgpoolx.probe"
 
 const probeSQL = `SELECT 'pgpoolx.probe', lower(name), setting FROM pg_catalog.pg_settings WHERE source = 'session'` +
-	` UNION ALL SELECT 'pgpoolx.probe', '#locks', count(*)::text FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid()` +
+	` UNION ALL ` + LockProbeSQL +
 	` UNION ALL SELECT 'pgpoolx.probe', '#listen', count(*)::text FROM pg_catalog.pg_listening_channels()` +
 	` UNION ALL SELECT 'pgpoolx.probe', '#temp', count(*)::text FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema()` +
 	` UNION ALL SELECT 'pgpoolx.probe', '#cursors', count(*)::text FROM pg_catalog.pg_cursors WHERE is_holdable` +

@@ -10,6 +10,7 @@ type Pool struct {
 	ClientsWaiting int // waiting for one
 	ClientsIdle    int // between transactions
 	ClientsPinned  int // of all its clients, those pinned
+	ClientsParked  int // of the idle ones, those whose buffers went back to a pool
 
 	ServersActive int // lent to a client
 	ServersIdle   int // in the pool, ready

@@ -129,49 +129,67 @@ func TestRun(t *testing.T) {
 	}
 }
 
-// TestRunServesUntilCancelled: with a good config, run listens, and returns
-// nil when its context ends, as it does on SIGTERM.
-func TestRunServesUntilCancelled(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "pgpoolx.yaml")
-	if err := os.WriteFile(path, []byte(goodConfig), 0o600); err != nil {
+// running is pgpoolx's run serving a config file in the test's process.
+type running struct {
+	path           string // the config file
+	addr           net.Addr
+	stdout, stderr lockedBuffer
+	done           chan error // run's result once it returns
+	// stop ends run and returns its result (once; later calls repeat it).
+	stop func() error
+}
+
+// startRun writes config to a file and runs pgpoolx on it until it
+// listens; the test's end stops it.
+func startRun(t *testing.T, config string) *running {
+	t.Helper()
+	r := &running{path: filepath.Join(t.TempDir(), "pgpoolx.yaml"), done: make(chan error, 1)}
+	if err := os.WriteFile(r.path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	var stdout, stderr lockedBuffer
+	r.stop = sync.OnceValue(func() error {
+		cancel()
+		select {
+		case err := <-r.done:
+			return err
+		case <-time.After(10 * time.Second):
+			return errors.New("run still serving 10s after its context ended")
+		}
+	})
 	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
 	go func() {
-		done <- runWithReady(ctx, []string{"-config", path}, &stdout, &stderr, func(a net.Addr) { ready <- a })
+		r.done <- runWithReady(ctx, []string{"-config", r.path}, &r.stdout, &r.stderr, func(a net.Addr) { ready <- a })
 	}()
-	var addr net.Addr
 	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("run returned before listening: %v\n%s", err, stderr.String())
+	case r.addr = <-ready:
+	case err := <-r.done:
+		t.Fatalf("run returned before listening: %v\n%s", err, r.stderr.String())
 	}
-	conn, err := net.Dial("tcp", addr.String())
+	t.Cleanup(func() { r.stop() })
+	return r
+}
+
+// TestRunServesUntilCancelled: with a good config, run listens, and returns
+// nil when its context ends, as it does on SIGTERM.
+func TestRunServesUntilCancelled(t *testing.T) {
+	r := startRun(t, goodConfig)
+	conn, err := net.Dial("tcp", r.addr.String())
 	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
+		t.Fatalf("dial %s: %v", r.addr, err)
 	}
 	conn.Close()
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run = %v after cancel, want nil", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run still serving 10s after its context ended")
+	if err := r.stop(); err != nil {
+		t.Errorf("run = %v after cancel, want nil", err)
 	}
-	for _, want := range []string{`"msg":"listening"`, `"addr":"` + addr.String() + `"`, `"msg":"stopped"`} {
-		if !strings.Contains(stderr.String(), want) {
-			t.Errorf("log lacks %s:\n%s", want, stderr.String())
+	for _, want := range []string{`"msg":"listening"`, `"addr":"` + r.addr.String() + `"`, `"msg":"stopped"`} {
+		if !strings.Contains(r.stderr.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, r.stderr.String())
 		}
 	}
-	if stdout.String() != "" {
-		t.Errorf("stdout %q, want nothing", stdout.String())
+	if r.stdout.String() != "" {
+		t.Errorf("stdout %q, want nothing", r.stdout.String())
 	}
 }
 
@@ -195,27 +213,8 @@ func (b *lockedBuffer) String() string {
 // TestRunReloadsOnSIGHUPAndServesHTTP: admin_listen serves /healthz and
 // /metrics, and SIGHUP re-reads the file, rejecting a broken one.
 func TestRunReloadsOnSIGHUPAndServesHTTP(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "pgpoolx.yaml")
-	if err := os.WriteFile(path, []byte("admin_listen: 127.0.0.1:0\n"+goodConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	var stdout, stderr lockedBuffer
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- runWithReady(ctx, []string{"-config", path}, &stdout, &stderr, func(a net.Addr) { ready <- a })
-	}()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("run returned before listening: %v\n%s", err, stderr.String())
-	}
-	defer func() {
-		cancel()
-		<-done
-	}()
+	r := startRun(t, "admin_listen: 127.0.0.1:0\n"+goodConfig)
+	stderr, path := &r.stderr, r.path
 
 	m := regexp.MustCompile(`"msg":"serving /metrics, /healthz and /readyz","addr":"([^"]+)"`).FindStringSubmatch(stderr.String())
 	if m == nil {
