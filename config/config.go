@@ -50,6 +50,9 @@ type Config struct {
 	ClientIdleTimeout  Duration `yaml:"client_idle_timeout"`
 	ClientLoginTimeout Duration `yaml:"client_login_timeout"`
 	ShutdownTimeout    Duration `yaml:"shutdown_timeout"`
+	// EventLoop runs plain TCP clients and server connections on an
+	// epoll event loop (Linux) instead of a goroutine each; default true.
+	EventLoop *bool `yaml:"event_loop"`
 	// StatsPeriod is how often each pool's counters are logged (0: never).
 	StatsPeriod Duration `yaml:"stats_period"`
 
@@ -142,3 +145,6 @@ type Duration time.Duration
 
 // D returns the value as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// EventLoopOn reports whether event_loop is on (the default).
+func (c *Config) EventLoopOn() bool { return c.EventLoop == nil || *c.EventLoop }

@@ -652,6 +652,7 @@ func TestParseDefaults(t *testing.T) {
 		ClientIdleTimeout:  0,
 		ClientLoginTimeout: config.Duration(60 * time.Second),
 		ShutdownTimeout:    config.Duration(30 * time.Second),
+		EventLoop:          new(true),
 		StatsPeriod:        config.Duration(time.Minute),
 		Databases: map[string]*config.Database{
 			"appdb": {

@@ -56,6 +56,10 @@ func applyDefaults(c *Config, present func(path string) bool) {
 	if c.MaxMessageBytes == 0 {
 		c.MaxMessageBytes = defaultMaxMessageBytes
 	}
+	if c.EventLoop == nil {
+		on := true
+		c.EventLoop = &on
+	}
 	if c.TLS.Mode == "" {
 		c.TLS.Mode = defaultTLSMode
 	}

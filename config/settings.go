@@ -28,6 +28,7 @@ func (c *Config) Settings() []Setting {
 		{"client_idle_timeout", dur(c.ClientIdleTimeout), dur(defaultClientIdleTimeout), true},
 		{"client_login_timeout", dur(c.ClientLoginTimeout), dur(defaultClientLoginTimeout), true},
 		{"connect_timeout", dur(c.ConnectTimeout), dur(defaultConnectTimeout), true},
+		{"event_loop", strconv.FormatBool(c.EventLoopOn()), "true", true},
 		{"listen", c.Listen, defaultListen, false},
 		{"log.format", c.Log.Format, defaultLogFormat, false},
 		{"log.level", c.Log.Level, defaultLogLevel, true},

@@ -214,3 +214,6 @@ func decodeDataRow(body []byte, values [][]byte) ([][]byte, error) {
 	}
 	return values, nil
 }
+
+// NetConn returns the connection's socket.
+func (c *Conn) NetConn() net.Conn { return c.netConn }

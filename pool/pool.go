@@ -91,6 +91,9 @@ type Stat struct {
 }
 
 type waiter struct {
+	// notify, when set, is called (under the pool's lock) instead of the
+	// waiter waiting on ready: the waiter of an event loop (Wait).
+	notify   func()
 	since    time.Time
 	fromIdle bool          // conn was handed over from the idle list (Resume), not by Release
 	ready    chan struct{} // closed when conn or retry is set
@@ -101,6 +104,9 @@ type waiter struct {
 // Pool is the set of server connections for one (database, user) pair.
 type Pool struct {
 	log *zap.Logger
+	// Adopt, if set before first use, may replace each new plain TCP
+	// connection with its own (an event loop's); nil keeps it.
+	Adopt func(net.Conn) net.Conn
 
 	// prepared counts the statements prepared on all its connections.
 	prepared     atomic.Int64
@@ -285,16 +291,11 @@ func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 			p.mu.Unlock()
 			return nil, ErrClosed
 		}
-		if n := len(p.idle); n > 0 && !p.paused {
-			c := p.idle[n-1]
-			p.idle = p.idle[:n-1]
-			lifetime := p.opts.Lifetime
-			p.mu.Unlock()
-			if reason := p.unusable(c, lifetime); reason != "" {
-				p.destroy(c, reason)
-				continue
+		if len(p.idle) > 0 && !p.paused {
+			if c := p.popIdleLocked(); c != nil {
+				return c, nil
 			}
-			return c, nil
+			continue
 		}
 		if p.total < p.opts.Size && !p.paused {
 			if p.lastErr != nil && time.Now().Before(p.retryAt) {
@@ -369,6 +370,125 @@ func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 	}
 }
 
+// Take is Acquire for an event loop, which must never wait: it returns an
+// idle connection, or ErrWouldWait when every connection is busy, or
+// ErrMustDial when a new one would have to be dialed (Acquire does that),
+// or why the pool cannot serve now.
+func (p *Pool) Take() (*Conn, error) {
+	for {
+		p.mu.Lock()
+		switch {
+		case p.closed:
+			p.mu.Unlock()
+			return nil, ErrClosed
+		case p.paused:
+			p.mu.Unlock()
+			return nil, ErrMustDial
+		}
+		n := len(p.idle)
+		if n == 0 || len(p.waiters) > 0 {
+			full := p.total >= p.opts.Size
+			p.mu.Unlock()
+			if full {
+				return nil, ErrWouldWait
+			}
+			return nil, ErrMustDial
+		}
+		if c := p.popIdleLocked(); c != nil {
+			return c, nil
+		}
+	}
+}
+
+// popIdleLocked takes the warmest idle connection and unlocks p.mu. It
+// returns nil when that one was found dead or too old (and destroyed).
+func (p *Pool) popIdleLocked() *Conn {
+	n := len(p.idle)
+	c := p.idle[n-1]
+	p.idle = p.idle[:n-1]
+	lifetime := p.opts.Lifetime
+	p.mu.Unlock()
+	if reason := p.unusable(c, lifetime); reason != "" {
+		p.destroy(c, reason)
+		return nil
+	}
+	return c
+}
+
+// ErrMustDial is Take's answer when only Acquire can serve.
+var ErrMustDial = errors.New("pool: a connection must be dialed or waited for in order")
+
+// A Wait is a place in the queue of an event loop's client.
+type Wait struct {
+	p *Pool
+	w *waiter
+	t *time.Timer
+}
+
+// Wait queues for the next connection released, like Acquire, without
+// blocking: notify is called (from whichever goroutine releases it, or
+// when acquire_timeout passes) and must not block; Result then tells what
+// the wait brought.
+func (p *Pool) Wait(notify func()) (*Wait, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrClosed
+	}
+	w := &waiter{since: time.Now(), ready: make(chan struct{}), notify: notify}
+	p.waiters = append(p.waiters, w)
+	timeout := p.opts.AcquireTimeout
+	p.mu.Unlock()
+	wt := &Wait{p: p, w: w}
+	if timeout > 0 {
+		wt.t = time.AfterFunc(timeout, func() {
+			if p.abandon(w) {
+				w.err = ErrAcquireTimeout
+				close(w.ready)
+				notify()
+			}
+		})
+	}
+	return wt, nil
+}
+
+// Result returns what the wait brought once notify was called: a
+// connection, an error, or neither (a free slot: dial with Acquire).
+func (wt *Wait) Result() (*Conn, error) {
+	<-wt.w.ready
+	if wt.t != nil {
+		wt.t.Stop()
+	}
+	w := wt.w
+	if w.conn != nil && w.fromIdle {
+		if reason := wt.p.unusable(w.conn, wt.p.Options().Lifetime); reason != "" {
+			wt.p.destroy(w.conn, reason)
+			return nil, nil
+		}
+	}
+	return w.conn, w.err
+}
+
+// Cancel leaves the queue; whatever the wait brought meanwhile is given
+// back.
+func (wt *Wait) Cancel() {
+	if wt.t != nil {
+		wt.t.Stop()
+	}
+	if wt.p.abandon(wt.w) {
+		return
+	}
+	<-wt.w.ready
+	switch w := wt.w; {
+	case w.conn != nil:
+		wt.p.Release(w.conn)
+	case w.err == nil:
+		wt.p.mu.Lock()
+		wt.p.wakeLocked(nil, nil)
+		wt.p.mu.Unlock()
+	}
+}
+
 // abandon takes w out of the queue; false if it was already served.
 func (p *Pool) abandon(w *waiter) bool {
 	p.mu.Lock()
@@ -389,6 +509,9 @@ func (p *Pool) wakeLocked(c *Conn, err error) bool {
 	p.waiters = slices.Delete(p.waiters, 0, 1)
 	w.conn, w.err = c, err
 	close(w.ready)
+	if w.notify != nil {
+		w.notify()
+	}
 	return true
 }
 
@@ -584,10 +707,17 @@ func (p *Pool) connect(ctx context.Context, opts Options, creds *pgdial.Credenti
 		return nil, err
 	}
 	now := time.Now()
+	nc, br := dc.NetConn, dc.Reader
+	if p.Adopt != nil && br.Buffered() == 0 {
+		if lc := p.Adopt(nc); lc != nil {
+			nc = lc
+			br = bufio.NewReaderSize(nc, br.Size())
+		}
+	}
 	c := &Conn{
-		netConn:   dc.NetConn,
-		R:         wire.NewReader(dc.Reader, 0),
-		W:         bufio.NewWriterSize(dc.NetConn, 16<<10),
+		netConn:   nc,
+		R:         wire.NewReader(br, 0),
+		W:         bufio.NewWriterSize(nc, 16<<10),
 		PID:       dc.PID,
 		SecretKey: dc.SecretKey,
 		Params:    dc.Params,

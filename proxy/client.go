@@ -23,6 +23,7 @@ import (
 	"github.com/pgpoolx/pgpoolx/admin"
 	"github.com/pgpoolx/pgpoolx/auth"
 	"github.com/pgpoolx/pgpoolx/config"
+	"github.com/pgpoolx/pgpoolx/netloop"
 	"github.com/pgpoolx/pgpoolx/pgdial"
 	"github.com/pgpoolx/pgpoolx/pool"
 	"github.com/pgpoolx/pgpoolx/session"
@@ -35,8 +36,16 @@ const maxStartupLen = 10000
 // attachment is one lending of a server connection to a client.
 type attachment struct {
 	srv   *pool.Conn
-	done  chan struct{} // closed when its relayServerToClient returns
+	done  chan struct{} // closed when its relay ends
 	start time.Time     // when the client took srv
+
+	// The relay's own state.
+	fatal bool // the server sent a FATAL error: it is about to close
+	// Traffic counted by the relay and added to the pool's counters at
+	// each ReadyForQuery, rather than per message.
+	sent, queries uint64
+	txStart       time.Time
+	loop          bool // the event loop relays it (fast.go)
 }
 
 // client is one client connection and its session.
@@ -149,6 +158,22 @@ type client struct {
 	// bytesIn counts what the client sent since it was last added to the
 	// pool's counters; only the client loop touches it.
 	bytesIn uint64
+
+	// The event loop (fast.go). lc is the client's socket when the loop
+	// can run it (plain TCP), else nil; inLoop says the loop runs it now.
+	lc     *netloop.Conn
+	inLoop atomic.Bool
+	ctx    context.Context // the session's, for the loop's use
+	// stopCtx undoes the AfterFunc that closes the socket with ctx.
+	stopCtx func() bool
+	// wait is the loop's place in the pool's queue, or nil.
+	wait *pool.Wait
+	// taken is a server connection the loop took for the client, and
+	// pendingErr why it got none; acquire hands either over.
+	taken      *pool.Conn
+	pendingErr error
+	// loopErr is a read error the loop met; the client loop returns it.
+	loopErr error
 }
 
 func newClient(s *Server, nc net.Conn, id uint64) *client {
@@ -172,11 +197,19 @@ func newClient(s *Server, nc net.Conn, id uint64) *client {
 	return c
 }
 
-// serve runs the client from its first byte to its last.
+// serve runs the client from its first byte to its last, or until the
+// event loop takes it (fast.go); end finishes it then.
 func (c *client) serve(ctx context.Context) {
-	stop := context.AfterFunc(ctx, func() { c.netConn.Close() })
-	defer stop()
-	defer c.netConn.Close()
+	c.ctx = ctx
+	c.stopCtx = context.AfterFunc(ctx, func() { c.netConn.Close() })
+	session := false
+	defer func() {
+		if !session {
+			c.stopCtx()
+			c.netConn.Close()
+			c.srv.wg.Done()
+		}
+	}()
 
 	if t := c.srv.config().ClientLoginTimeout.D(); t > 0 {
 		c.netConn.SetDeadline(time.Now().Add(t))
@@ -215,18 +248,25 @@ func (c *client) serve(ctx context.Context) {
 		}
 		return
 	}
-	defer c.srv.unregister(c)
-	start := time.Now()
-	err = c.loop(ctx)
+	session = true
+	c.lc = loopConn(c.netConn)
+	c.runGoroutine()
+}
+
+// end finishes a client session whose loop returned err.
+func (c *client) end(err error) {
 	if err != nil && !isDisconnect(err) {
 		c.sendFatal(err)
-		c.log.Info("client closed", zap.Error(err), zap.Duration("duration", time.Since(start)))
+		c.log.Info("client closed", zap.Error(err), zap.Duration("duration", time.Since(c.connectedAt)))
 	} else {
-		c.log.Debug("client closed", zap.Duration("duration", time.Since(start)))
+		c.log.Debug("client closed", zap.Duration("duration", time.Since(c.connectedAt)))
 	}
 	// Nothing more goes to the client: a relay still writing to it stops.
 	c.netConn.Close()
-	c.finish(ctx)
+	c.finish(c.ctx)
+	c.srv.unregister(c)
+	c.stopCtx()
+	c.srv.wg.Done()
 }
 
 // startup reads the first packets, authenticates the client and sends it

@@ -92,6 +92,7 @@ func FuzzClientConnection(f *testing.F) {
 		srv := fuzzServer()
 		ours, theirs := net.Pipe()
 		c := newClient(srv, ours, 1)
+		srv.wg.Add(1) // as acceptLoop does; serve calls Done
 		done := make(chan struct{})
 		go func() {
 			defer close(done)

@@ -44,6 +44,9 @@ func (c *client) out() *bufio.Writer {
 // Only the client loop calls it.
 func (c *client) waitForMessage(idleTimeout time.Duration) error {
 	defer c.startReading()
+	if err := c.loopErr; err != nil && c.br.Buffered() == 0 {
+		return err
+	}
 	for c.br.Buffered() == 0 {
 		c.mu.Lock()
 		c.reading = false
@@ -66,6 +69,10 @@ func (c *client) waitForMessage(idleTimeout time.Duration) error {
 					park = true
 				}
 			}
+		}
+		if idle && c.loopEligibleLocked() {
+			c.mu.Unlock()
+			return errToLoop // the event loop waits for it (fast.go)
 		}
 		if park {
 			// Wait without a buffer until the idle timeout, if any.
@@ -99,6 +106,11 @@ func earliest(a, b time.Time) time.Time {
 // idleDeadline is when a client idle since since must next be looked at:
 // to park it, or to end it (idle timeout), whichever comes first.
 func (c *client) idleDeadline(since time.Time, idleTimeout time.Duration) time.Time {
+	if c.lc != nil {
+		// Now: the loop looks again, and hands the client to the event
+		// loop (fast.go).
+		return since
+	}
 	var d time.Time
 	if idleTimeout > 0 {
 		d = since.Add(idleTimeout)
@@ -148,17 +160,7 @@ func (c *client) startReading() {
 // next byte, or until the read deadline (the idle timeout).
 func (c *client) park() error {
 	c.waitRelay() // its last write must be out first
-	c.wmu.Lock()
-	if c.w != nil && c.w.Buffered() == 0 {
-		c.w.Reset(nil)
-		writers.Put(c.w)
-		c.w = nil
-	}
-	c.wmu.Unlock()
-	c.br.Reset(nil)
-	readers.Put(c.br)
-	c.br = nil
-	c.parked.Store(true)
+	c.dropBuffers()
 	defer c.parked.Store(false)
 
 	var one [1]byte
@@ -170,6 +172,24 @@ func (c *client) park() error {
 	c.br.Reset(c.netConn)
 	c.r.Reset(c.br)
 	return err
+}
+
+// dropBuffers gives the idle client's buffers back to their pools (a
+// write buffer only if empty) and marks it parked. Only the goroutine or
+// loop that runs the client calls it.
+func (c *client) dropBuffers() {
+	c.wmu.Lock()
+	if c.w != nil && c.w.Buffered() == 0 {
+		c.w.Reset(nil)
+		writers.Put(c.w)
+		c.w = nil
+	}
+	c.wmu.Unlock()
+	c.br.Reset(nil)
+	readers.Put(c.br)
+	c.br = nil
+	c.r.Reset(nil)
+	c.parked.Store(true)
 }
 
 // rawConn returns the socket of a plain TCP client for parking, or nil

@@ -45,6 +45,7 @@ func (s *Server) poolFor(db string, dbc *config.Database, user string, creds *pg
 		key:  key,
 		Pool: pool.New(poolOptions(s.config(), dbc, serverUser), s.log.Named("pool").With(zap.String("db", db), zap.String("user", serverUser))),
 	}
+	p.Adopt = s.adopt
 	if s.paused[db] || s.paused[""] {
 		p.Pause()
 	}
@@ -111,6 +112,7 @@ func (s *Server) reapIdleServers(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
+			s.sweepLoopClients(now)
 			for _, p := range s.allPools("") {
 				p.CloseIdle(now)
 			}

@@ -18,6 +18,11 @@ import (
 // acquire takes a server connection from the pool; without wait it fails
 // with pool.ErrWouldWait rather than queue.
 func (c *client) acquire(ctx context.Context, wait bool) (*pool.Conn, error) {
+	if srv, err := c.taken, c.pendingErr; srv != nil || err != nil {
+		// What the event loop got for the client (fast.go).
+		c.taken, c.pendingErr = nil, nil
+		return srv, err
+	}
 	if !wait {
 		return c.pool.TryAcquire(ctx)
 	}
@@ -82,7 +87,8 @@ func (c *client) attach(ctx context.Context, wait bool) (*attachment, error) {
 }
 
 func newAttachment(srv *pool.Conn) *attachment {
-	return &attachment{srv: srv, done: make(chan struct{}), start: time.Now()}
+	now := time.Now()
+	return &attachment{srv: srv, done: make(chan struct{}), start: now, txStart: now}
 }
 
 func (c *client) startRelay(ctx context.Context, a *attachment) {
@@ -111,21 +117,25 @@ func (c *client) waitRelay() {
 // side fails.
 func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 	defer close(a.done)
+	for !c.relayOne(ctx, a) {
+	}
+}
+
+// relayOne moves one server message to the client and reports whether
+// the relay is over: the connection went back to the pool, or one side
+// failed. Read in blocking mode, or (event loop) with the whole message
+// buffered, so that it never waits for the server.
+func (c *client) relayOne(ctx context.Context, a *attachment) (end bool) {
 	srv := a.srv
-	fatal := false // the server sent a FATAL error: it is about to close
-	// Traffic counted here and added to the pool's counters at each
-	// ReadyForQuery, rather than per message.
-	var sent, queries uint64
-	txStart := a.start
-	for {
+	{
 		typ, n, err := srv.R.Next()
 		if err != nil {
-			c.serverLost(a, err, fatal)
-			return
+			c.serverLost(a, err, a.fatal)
+			return true
 		}
-		sent += uint64(n) + 5
+		a.sent += uint64(n) + 5
 		if typ == wire.CommandComplete || typ == wire.EmptyQueryResponse || typ == wire.ErrorResponse {
-			queries++
+			a.queries++
 		}
 		var body []byte
 		var status byte
@@ -146,7 +156,7 @@ func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 			}
 		case wire.ErrorResponse:
 			body, err = srv.R.ReadBody(c.relayBuf[:0])
-			fatal = fatal || isFatal(body)
+			a.fatal = a.fatal || isFatal(body)
 		case wire.Notification:
 			// A notification the session sent itself carries its server
 			// pid; the client knows itself by the pid pgpoolx issued.
@@ -156,8 +166,8 @@ func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 			}
 		}
 		if err != nil {
-			c.serverLost(a, err, fatal)
-			return
+			c.serverLost(a, err, a.fatal)
+			return true
 		}
 		if body != nil {
 			c.relayBuf = body[:0]
@@ -194,8 +204,8 @@ func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 				// write to srv meanwhile.
 				if pending, err = c.probeLocked(ctx, srv); err != nil {
 					c.mu.Unlock()
-					c.serverLost(a, err, fatal)
-					return
+					c.serverLost(a, err, a.fatal)
+					return true
 				}
 			}
 			if idleNow && c.pin != "" {
@@ -204,8 +214,8 @@ func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 			var now time.Time
 			if typ == wire.ReadyForQuery {
 				now = time.Now()
-				c.countReady(now, &txStart, sent, queries, status == wire.TxIdle)
-				sent, queries = 0, 0
+				c.countReady(now, &a.txStart, a.sent, a.queries, status == wire.TxIdle)
+				a.sent, a.queries = 0, 0
 			}
 			release = idleNow && c.pin == ""
 			if release {
@@ -253,15 +263,21 @@ func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 
 		switch {
 		case rerr != nil:
-			c.serverLost(a, rerr, fatal)
-			return
+			c.serverLost(a, rerr, a.fatal)
+			return true
 		case werr != nil:
 			// The client is gone. Closing its socket ends the client loop,
 			// which decides what becomes of a connection still held.
 			c.netConn.Close()
 			if !release {
-				return
+				return true
 			}
+		}
+		if release && a.loop {
+			// Events of a connection back in the pool are no longer this
+			// client's (fast.go).
+			a.loop = false
+			loopConn(srv.NetConn()).SetHandler(nil)
 		}
 		if release {
 			// Wait for the client loop's last write to srv to finish.
@@ -273,9 +289,7 @@ func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 			c.sendFatal(c.stopping)
 			c.netConn.Close()
 		}
-		if release {
-			return
-		}
+		return release
 	}
 }
 

@@ -180,6 +180,9 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
 		if tc, ok := nc.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
 			tc.SetKeepAlive(true)
+			if lc := s.adopt(nc); lc != nil {
+				nc = lc
+			}
 		}
 		s.mu.Lock()
 		if s.stopping {
@@ -191,10 +194,7 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
 		c := newClient(s, nc, s.nextID)
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			c.serve(ctx)
-		}()
+		go c.serve(ctx) // which calls s.wg.Done when the client ends
 	}
 }
 

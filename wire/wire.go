@@ -182,3 +182,63 @@ func AppendReadyForQuery(dst []byte, status byte) []byte {
 func AppendParseComplete(dst []byte) []byte {
 	return append(dst, ParseComplete, 0, 0, 0, 4)
 }
+
+// Whole reports, between messages, whether the next message is entirely
+// in the buffer, and whether it can ever be (fits: it is no larger than
+// the buffer). An event loop handles whole messages only, so reading one
+// never waits.
+func (m *Reader) Whole() (whole, fits bool) {
+	if m.left > 0 {
+		return false, false
+	}
+	b := m.r.Buffered()
+	if b < HeaderLen {
+		return false, true
+	}
+	hdr, _ := m.r.Peek(HeaderLen)
+	n := int(int32(binary.BigEndian.Uint32(hdr[1:])))
+	if n < 4 {
+		return true, true // Next reports the bad length
+	}
+	return b >= 1+n, 1+n <= m.r.Size()
+}
+
+// Fill reads once into the buffer's free space, if it has any, and
+// returns the reader's error (io.EOF, or the source's would-block error).
+func (m *Reader) Fill() error {
+	b := m.r.Buffered()
+	if b >= m.r.Size() {
+		return nil
+	}
+	_, err := m.r.Peek(b + 1)
+	return err
+}
+
+// PeekType returns the type of the next message, between messages, when
+// its header is buffered (else 0).
+func (m *Reader) PeekType() byte {
+	if m.left > 0 || m.r.Buffered() < HeaderLen {
+		return 0
+	}
+	hdr, _ := m.r.Peek(1)
+	return hdr[0]
+}
+
+// PeekBody returns up to n bytes of the next message's body, between
+// messages, without consuming anything; the message must be whole in the
+// buffer (Whole).
+func (m *Reader) PeekBody(n int) ([]byte, error) {
+	b, err := m.r.Peek(min(m.r.Buffered(), HeaderLen+n))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < HeaderLen {
+		return nil, ErrBadLength
+	}
+	bodyLen := int(int32(binary.BigEndian.Uint32(b[1:]))) - 4
+	b = b[HeaderLen:]
+	if bodyLen < len(b) {
+		b = b[:max(bodyLen, 0)]
+	}
+	return b, nil
+}
