@@ -190,15 +190,23 @@ func (c *Conn) dispatch(ev uint32) {
 	if ev&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
 		c.hup.Store(true)
 	}
+	// Blocking-mode waiters get a signal. In loop mode there are none: a
+	// blocking read always tries the socket before it waits, and the loop
+	// leaves loop mode on its own thread, between events.
+	h := c.handler.Load()
 	if ev&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
 		c.more.Store(true)
-		signal(c.rsig)
+		if h == nil {
+			signal(c.rsig)
+		}
 	}
 	if ev&(syscall.EPOLLOUT|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
 		c.flushPending()
-		signal(c.wsig)
+		if h == nil {
+			signal(c.wsig)
+		}
 	}
-	if h := c.handler.Load(); h != nil {
+	if h != nil {
 		h.h.Ready()
 	}
 }

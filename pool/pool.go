@@ -92,7 +92,8 @@ type Stat struct {
 
 type waiter struct {
 	// notify, when set, is called (under the pool's lock) instead of the
-	// waiter waiting on ready: the waiter of an event loop (Wait).
+	// waiter waiting on ready, which is nil: the waiter of an event loop
+	// (Wait), which learns the outcome from conn and err.
 	notify   func()
 	since    time.Time
 	fromIdle bool          // conn was handed over from the idle list (Resume), not by Release
@@ -418,75 +419,91 @@ func (p *Pool) popIdleLocked() *Conn {
 // ErrMustDial is Take's answer when only Acquire can serve.
 var ErrMustDial = errors.New("pool: a connection must be dialed or waited for in order")
 
-// A Wait is a place in the queue of an event loop's client.
+// A Wait is a place in the queue for an event loop's client, which must
+// not block. One Wait serves its client's waits one after the other, so
+// waiting allocates nothing.
 type Wait struct {
-	p *Pool
-	w *waiter
-	t *time.Timer
+	p        *Pool
+	w        waiter
+	notify   func()
+	t        *time.Timer
+	deadline time.Time // of the wait under way; zero: none
 }
 
-// Wait queues for the next connection released, like Acquire, without
-// blocking: notify is called (from whichever goroutine releases it, or
-// when acquire_timeout passes) and must not block; Result then tells what
-// the wait brought.
-func (p *Pool) Wait(notify func()) (*Wait, error) {
+// NewWait returns a Wait whose notify is called (by whichever goroutine
+// releases a connection, or when acquire_timeout passes; it must not
+// block) each time a wait it began ends; Result then tells the outcome.
+func (p *Pool) NewWait(notify func()) *Wait {
+	wt := &Wait{p: p, notify: notify}
+	wt.w.notify = notify
+	return wt
+}
+
+// Begin queues for the next connection released, like Acquire, without
+// blocking.
+func (wt *Wait) Begin() error {
+	p := wt.p
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		return nil, ErrClosed
+		return ErrClosed
 	}
-	w := &waiter{since: time.Now(), ready: make(chan struct{}), notify: notify}
-	p.waiters = append(p.waiters, w)
+	now := time.Now()
+	wt.w = waiter{notify: wt.notify, since: now}
+	p.waiters = append(p.waiters, &wt.w)
 	timeout := p.opts.AcquireTimeout
-	p.mu.Unlock()
-	wt := &Wait{p: p, w: w}
+	wt.deadline = time.Time{}
 	if timeout > 0 {
-		wt.t = time.AfterFunc(timeout, func() {
-			if p.abandon(w) {
-				w.err = ErrAcquireTimeout
-				close(w.ready)
-				notify()
-			}
-		})
+		wt.deadline = now.Add(timeout)
 	}
-	return wt, nil
+	p.mu.Unlock()
+	if timeout > 0 {
+		if wt.t == nil {
+			wt.t = time.AfterFunc(timeout, wt.expire)
+		} else {
+			wt.t.Reset(timeout)
+		}
+	}
+	return nil
+}
+
+// expire ends the wait under way if its deadline has passed; a timer left
+// over from an earlier wait finds it has not and arms itself again.
+func (wt *Wait) expire() {
+	p := wt.p
+	p.mu.Lock()
+	i := slices.Index(p.waiters, &wt.w)
+	if i < 0 || wt.deadline.IsZero() {
+		p.mu.Unlock()
+		return
+	}
+	if left := time.Until(wt.deadline); left > 0 {
+		p.mu.Unlock()
+		wt.t.Reset(left)
+		return
+	}
+	p.waiters = slices.Delete(p.waiters, i, i+1)
+	wt.w.err = ErrAcquireTimeout
+	p.mu.Unlock()
+	wt.notify()
 }
 
 // Result returns what the wait brought once notify was called: a
 // connection, an error, or neither (a free slot: dial with Acquire).
 func (wt *Wait) Result() (*Conn, error) {
-	<-wt.w.ready
-	if wt.t != nil {
-		wt.t.Stop()
-	}
+	p := wt.p
+	p.mu.Lock()
 	w := wt.w
+	wt.w.conn = nil
+	wt.deadline = time.Time{}
+	p.mu.Unlock()
 	if w.conn != nil && w.fromIdle {
-		if reason := wt.p.unusable(w.conn, wt.p.Options().Lifetime); reason != "" {
-			wt.p.destroy(w.conn, reason)
+		if reason := p.unusable(w.conn, p.Options().Lifetime); reason != "" {
+			p.destroy(w.conn, reason)
 			return nil, nil
 		}
 	}
 	return w.conn, w.err
-}
-
-// Cancel leaves the queue; whatever the wait brought meanwhile is given
-// back.
-func (wt *Wait) Cancel() {
-	if wt.t != nil {
-		wt.t.Stop()
-	}
-	if wt.p.abandon(wt.w) {
-		return
-	}
-	<-wt.w.ready
-	switch w := wt.w; {
-	case w.conn != nil:
-		wt.p.Release(w.conn)
-	case w.err == nil:
-		wt.p.mu.Lock()
-		wt.p.wakeLocked(nil, nil)
-		wt.p.mu.Unlock()
-	}
 }
 
 // abandon takes w out of the queue; false if it was already served.
@@ -508,9 +525,10 @@ func (p *Pool) wakeLocked(c *Conn, err error) bool {
 	w := p.waiters[0]
 	p.waiters = slices.Delete(p.waiters, 0, 1)
 	w.conn, w.err = c, err
-	close(w.ready)
 	if w.notify != nil {
 		w.notify()
+	} else {
+		close(w.ready)
 	}
 	return true
 }

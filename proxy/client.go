@@ -166,8 +166,10 @@ type client struct {
 	ctx    context.Context // the session's, for the loop's use
 	// stopCtx undoes the AfterFunc that closes the socket with ctx.
 	stopCtx func() bool
-	// wait is the loop's place in the pool's queue, or nil.
-	wait *pool.Wait
+	// wait is the loop's place in the pool's queue (made on first use);
+	// waiting says the client is in the queue now.
+	wait    *pool.Wait
+	waiting bool
 	// taken is a server connection the loop took for the client, and
 	// pendingErr why it got none; acquire hands either over.
 	taken      *pool.Conn
@@ -465,8 +467,9 @@ func (c *client) startSession(ctx context.Context, wait bool) (*attachment, map[
 			return nil, nil, err
 		}
 		want = probe.Settings
-		srv.Current = want
 	}
+	want = c.pool.intern(want)
+	srv.Current = want
 	c.mu.Lock()
 	c.want, c.defaults = want, want
 	c.mu.Unlock()

@@ -99,6 +99,7 @@ func (c *client) leaveLoop() bool {
 	if a != nil && a.loop {
 		a.loop = false
 		loopConn(a.srv.NetConn()).SetHandler(nil)
+		a.done = make(chan struct{}) // a goroutine waits on it from now on
 		c.lastRelay = a.done
 		go c.relayServerToClient(c.ctx, a)
 	}
@@ -118,7 +119,7 @@ func (c *client) runGoroutine() {
 
 // loopStep reads and handles what the client sent. On the loop's thread.
 func (c *client) loopStep() {
-	if !c.inLoop.Load() || c.wait != nil {
+	if !c.inLoop.Load() || c.waiting {
 		// Queued for a server connection: the messages wait in the
 		// socket until served runs.
 		return
@@ -203,7 +204,6 @@ func (c *client) releaseUnused() {
 	a.loop = false
 	loopConn(a.srv.NetConn()).SetHandler(nil)
 	c.pool.Release(a.srv)
-	close(a.done)
 }
 
 // newNamedParse reports whether the buffered Parse prepares a statement
@@ -235,10 +235,14 @@ func (c *client) takeServerInLoop() bool {
 		c.pool.stats.Waited(0)
 		return c.attachInLoop(srv)
 	case errors.Is(err, pool.ErrWouldWait):
-		loop := c.lc.Loop()
-		w, err := c.pool.Wait(func() { loop.Post(c.served) })
-		if err == nil {
-			c.wait = w
+		if c.wait == nil {
+			// Made once: waiting allocates nothing.
+			loop, served := c.lc.Loop(), c.served
+			post := func() { loop.Post(served) }
+			c.wait = c.pool.NewWait(post)
+		}
+		if err := c.wait.Begin(); err == nil {
+			c.waiting = true
 			c.waitSince.Store(time.Now().UnixNano())
 			return false
 		}
@@ -249,12 +253,11 @@ func (c *client) takeServerInLoop() bool {
 
 // served runs when the pool answered the client's wait.
 func (c *client) served() {
-	w := c.wait
-	if w == nil {
+	if !c.waiting {
 		return
 	}
-	c.wait = nil
-	srv, err := w.Result()
+	c.waiting = false
+	srv, err := c.wait.Result()
 	if since := c.waitSince.Swap(0); since != 0 {
 		c.pool.stats.Waited(time.Since(time.Unix(0, since)))
 	}
@@ -284,8 +287,10 @@ func (c *client) attachInLoop(srv *pool.Conn) bool {
 		c.toGoroutine()
 		return false
 	}
-	a := newAttachment(srv)
-	a.loop = true
+	srv.Current = want // equal; now also the same map, which compares at once
+
+	now := time.Now()
+	a := &attachment{srv: srv, start: now, txStart: now, loop: true} // done: made if a goroutine takes it
 	c.mu.Lock()
 	c.att = a
 	c.mu.Unlock()
@@ -354,7 +359,6 @@ func (c *client) relayEnded(a *attachment) {
 			lc.SetHandler(nil)
 		}
 	}
-	close(a.done)
 	// Pipelined messages may be waiting.
 	c.loopStep()
 }
@@ -409,7 +413,7 @@ func (s *Server) sweepLoopClients(now time.Time) {
 				c.mu.Lock()
 				idle := c.att == nil
 				c.mu.Unlock()
-				if idle && c.wait == nil {
+				if idle && !c.waiting {
 					c.toGoroutine()
 				}
 			})

@@ -57,8 +57,8 @@ func (c *client) probeLocked(ctx context.Context, srv *pool.Conn) ([]byte, error
 	case locksOnly:
 		reason = probe.PinReason() // the settings are as they were
 	default:
-		c.want = probe.Settings
-		srv.Current = probe.Settings
+		c.want = c.pool.intern(probe.Settings)
+		srv.Current = c.want
 		c.otherState = probe.OtherState()
 		reason = probe.PinReason()
 	}

@@ -2,6 +2,10 @@ package proxy
 
 import (
 	"context"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -20,6 +24,41 @@ type serverPool struct {
 	*pool.Pool
 	key   poolKey
 	stats stats.Counters
+
+	// settings interns the clients' session settings: clients with the
+	// same settings share one map, so a server connection left with them
+	// is recognised by identity (session.SyncSQL) at each hand-over.
+	settingsMu sync.Mutex
+	settings   map[string]map[string]string
+}
+
+// maxInterned bounds the distinct settings a pool interns.
+const maxInterned = 10000
+
+// intern returns the pool's map equal to m, adopting m if it has none.
+// Maps of settings are replaced, never modified, so sharing them is safe.
+func (p *serverPool) intern(m map[string]string) map[string]string {
+	keys := slices.Sorted(maps.Keys(m))
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k)
+		b.WriteByte(0)
+		b.WriteString(m[k])
+		b.WriteByte(0)
+	}
+	key := b.String()
+	p.settingsMu.Lock()
+	defer p.settingsMu.Unlock()
+	if got, ok := p.settings[key]; ok {
+		return got
+	}
+	if p.settings == nil {
+		p.settings = map[string]map[string]string{}
+	}
+	if len(p.settings) < maxInterned {
+		p.settings[key] = m
+	}
+	return m
 }
 
 // poolFor returns the pool of server connections for a client of database

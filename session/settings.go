@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 )
@@ -98,6 +99,9 @@ func ParseOptions(s string) (map[string]string, error) {
 // shows them (or as a client gave them at startup); a setting in current
 // but not in want goes back to the server default with RESET.
 func SyncSQL(want, current map[string]string) string {
+	if len(want) == len(current) && reflect.ValueOf(want).UnsafePointer() == reflect.ValueOf(current).UnsafePointer() {
+		return "" // the same map: the common case, made cheap (proxy interns them)
+	}
 	var sets, resets []string
 	for k, v := range want {
 		if c, ok := current[k]; !ok || c != v {
