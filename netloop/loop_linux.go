@@ -89,7 +89,17 @@ func (l *Loop) run() {
 			}
 			l.awake = false
 			l.mu.Unlock()
-			n, err = syscall.EpollWait(l.epfd, events, -1)
+			// A short wait that keeps the thread's P catches the next event
+			// of a lightly loaded pooler without the scheduler handing the
+			// P off and taking it back (which costs more than the event).
+			// With one P that would hold up every other goroutine, so not
+			// then; a truly idle loop blocks as a regular system call.
+			if runtime.GOMAXPROCS(0) > 1 {
+				n, err = epollWaitRaw(l.epfd, events, rawWaitMillis)
+			}
+			if err == nil && n == 0 {
+				n, err = syscall.EpollWait(l.epfd, events, -1)
+			}
 			l.mu.Lock()
 			l.awake = true
 			l.mu.Unlock()
@@ -227,9 +237,17 @@ func (c *Conn) destroy() {
 	})
 }
 
+// rawWaitMillis bounds a wait that holds the thread's P: a garbage
+// collection waits for it at most so long.
+const rawWaitMillis = 1
+
 func epollWaitNow(epfd int, events []syscall.EpollEvent) (int, error) {
+	return epollWaitRaw(epfd, events, 0)
+}
+
+func epollWaitRaw(epfd int, events []syscall.EpollEvent, millis int) (int, error) {
 	r, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_WAIT, uintptr(epfd),
-		uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+		uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(millis), 0, 0)
 	if errno != 0 {
 		return 0, errno
 	}

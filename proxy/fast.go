@@ -63,7 +63,7 @@ func loopConn(nc any) *netloop.Conn {
 func (c *client) loopEligibleLocked() bool {
 	return c.lc != nil && c.mode == config.PoolModeTransaction && c.att == nil &&
 		c.pin == "" && c.stopping == nil && !c.lost && !c.failing && len(c.deferred) == 0 &&
-		c.loopErr == nil && !c.lc.Closed()
+		c.loopErr == nil && !c.lc.Closed() && !c.pool.serverTLS.Load()
 }
 
 // enterLoop hands the idle client to the event loop; the calling

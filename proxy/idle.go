@@ -104,9 +104,10 @@ func earliest(a, b time.Time) time.Time {
 }
 
 // idleDeadline is when a client idle since since must next be looked at:
-// to park it, or to end it (idle timeout), whichever comes first.
+// to hand it to the event loop, park it, or end it (idle timeout),
+// whichever comes first. Call with c.mu held.
 func (c *client) idleDeadline(since time.Time, idleTimeout time.Duration) time.Time {
-	if c.lc != nil {
+	if c.loopEligibleLocked() {
 		// Now: the loop looks again, and hands the client to the event
 		// loop (fast.go).
 		return since
@@ -195,11 +196,13 @@ func (c *client) dropBuffers() {
 // rawConn returns the socket of a plain TCP client for parking, or nil
 // (TLS clients keep their buffers: the TLS layer has its own).
 func rawConn(nc net.Conn) syscall.RawConn {
-	tc, ok := nc.(*net.TCPConn)
+	sc, ok := nc.(interface {
+		SyscallConn() (syscall.RawConn, error)
+	})
 	if !ok {
 		return nil
 	}
-	raw, err := tc.SyscallConn()
+	raw, err := sc.SyscallConn()
 	if err != nil {
 		return nil
 	}

@@ -3,9 +3,11 @@ package proxy
 import (
 	"context"
 	"maps"
+	"net"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -30,6 +32,11 @@ type serverPool struct {
 	// is recognised by identity (session.SyncSQL) at each hand-over.
 	settingsMu sync.Mutex
 	settings   map[string]map[string]string
+
+	// serverTLS is set once a server connection of the pool could not go
+	// to the event loop (it uses TLS): its clients stay on goroutines,
+	// rather than leave the loop at every transaction.
+	serverTLS atomic.Bool
 }
 
 // maxInterned bounds the distinct settings a pool interns.
@@ -84,7 +91,13 @@ func (s *Server) poolFor(db string, dbc *config.Database, user string, creds *pg
 		key:  key,
 		Pool: pool.New(poolOptions(s.config(), dbc, serverUser), s.log.Named("pool").With(zap.String("db", db), zap.String("user", serverUser))),
 	}
-	p.Adopt = s.adopt
+	p.Adopt = func(nc net.Conn) net.Conn {
+		lc := s.adopt(nc)
+		if lc == nil && s.eventLoop() != nil {
+			p.serverTLS.Store(true)
+		}
+		return lc
+	}
 	if s.paused[db] || s.paused[""] {
 		p.Pause()
 	}

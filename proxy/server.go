@@ -51,7 +51,7 @@ type Server struct {
 	rates    map[string]stats.Rates
 	nextID   uint64
 	stopping bool
-	wg       sync.WaitGroup // one per client goroutine
+	wg       sync.WaitGroup // one per client, from accept to its end
 }
 
 // Options are what a Server needs besides its configuration.
