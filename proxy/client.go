@@ -365,10 +365,18 @@ func (c *client) startup(ctx context.Context) (bool, error) {
 	// to connect while others hold every server connection (pgbench opens
 	// its clients one by one on a single thread). Session mode needs its
 	// server connection now anyway.
-	a, report, err := c.startSession(ctx, c.mode == config.PoolModeSession)
+	// Settings that read back as given (application_name) need no server
+	// either: a crowd of clients logging in at once (a deploy, pgbench)
+	// then does not queue for server connections one by one.
+	var a *attachment
+	var report map[string]string
+	err = pool.ErrWouldWait
+	if c.mode != config.PoolModeTransaction || !session.KnownWithoutServer(c.startupSet) {
+		a, report, err = c.startSession(ctx, c.mode == config.PoolModeSession)
+	}
 	if errors.Is(err, pool.ErrWouldWait) {
 		if base, params := c.pool.Baseline(); params != nil && !session.SpelledByServerOnly(c.startupSet) {
-			c.want = session.Overlay(base, c.startupSet)
+			c.want = c.pool.intern(session.Overlay(base, c.startupSet))
 			c.defaults = c.want
 			report, err = session.ReportedParams(params, c.startupSet), nil
 		} else {

@@ -182,6 +182,25 @@ func ReportedParams(baseline, want map[string]string) map[string]string {
 	return out
 }
 
+// KnownWithoutServer reports whether startup settings read back from the
+// server exactly as given, so a client may log in without a server
+// connection: application_name alone, of printable ASCII and short
+// enough that PostgreSQL keeps it whole (it truncates names to 63 bytes
+// and replaces other bytes with '?').
+func KnownWithoutServer(startup map[string]string) bool {
+	for k, v := range startup {
+		if k != "application_name" || len(v) > 63 {
+			return false
+		}
+		for i := 0; i < len(v); i++ {
+			if v[i] < 32 || v[i] > 126 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // SpelledByServerOnly reports whether want holds a reported setting whose
 // server spelling pgpoolx cannot work out alone (TimeZone: the time zone
 // database knows the case of its names).

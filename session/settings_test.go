@@ -2,6 +2,7 @@ package session
 
 import (
 	"maps"
+	"strings"
 	"testing"
 )
 
@@ -121,6 +122,29 @@ func TestReportedParams(t *testing.T) {
 		t.Run(tt.name+"="+tt.val, func(t *testing.T) {
 			if got := ReportedParams(base, tt.want)[tt.name]; got != tt.val {
 				t.Errorf("got %q, want %q", got, tt.val)
+			}
+		})
+	}
+}
+
+func TestKnownWithoutServer(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		startup map[string]string
+		want    bool
+	}{
+		{"none", map[string]string{}, true},
+		{"application_name", map[string]string{"application_name": "pgbench"}, true},
+		{"63 bytes", map[string]string{"application_name": strings.Repeat("a", 63)}, true},
+		{"64 bytes: truncated by the server", map[string]string{"application_name": strings.Repeat("a", 64)}, false},
+		{"non-ASCII: replaced by the server", map[string]string{"application_name": "café"}, false},
+		{"control character", map[string]string{"application_name": "a\tb"}, false},
+		{"another setting", map[string]string{"application_name": "x", "datestyle": "ISO"}, false},
+		{"timezone", map[string]string{"timezone": "utc"}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := KnownWithoutServer(tt.startup); got != tt.want {
+				t.Errorf("KnownWithoutServer(%q) = %v, want %v", tt.startup, got, tt.want)
 			}
 		})
 	}
