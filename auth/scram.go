@@ -172,7 +172,7 @@ func (c *SCRAM) clientFirst(mechanism string, data []byte, serverNonce string) (
 	if !ok {
 		return nil, malformed(`expected attribute "r" in client-first-message`)
 	}
-	if clientNonce == "" || !isPrintable(clientNonce) {
+	if clientNonce == "" || !IsPrintable(clientNonce) {
 		return nil, malformed("empty or non-printable characters in SCRAM nonce")
 	}
 	for _, a := range attrs[2:] {
@@ -276,8 +276,8 @@ func isExtension(a string) bool {
 	return ('a' <= x && x <= 'z') || ('A' <= x && x <= 'Z')
 }
 
-// isPrintable reports whether s is all RFC 5802 "printable": %x21-2B / %x2D-7E.
-func isPrintable(s string) bool {
+// IsPrintable reports whether s is all RFC 5802 "printable": %x21-2B / %x2D-7E.
+func IsPrintable(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < 0x21 || s[i] > 0x7e || s[i] == ',' {
 			return false

@@ -192,15 +192,24 @@ func SCRAMVerifier(password string, salt []byte, iterations int) string {
 }
 
 func deriveSCRAM(password string, salt []byte, iterations int) (scramVerifier, error) {
-	salted, err := pbkdf2.Key(sha256.New, password, salt, iterations, scramKeyLen)
+	clientKey, serverKey, err := SCRAMKeys(password, salt, iterations)
 	if err != nil {
 		return scramVerifier{}, fmt.Errorf("auth: deriving SCRAM verifier: %w", err)
 	}
 	v := scramVerifier{iterations: iterations, salt: string(salt)}
-	clientKey := hmacSHA256(salted, "Client Key")
 	v.storedKey = sha256.Sum256(clientKey)
-	copy(v.serverKey[:], hmacSHA256(salted, "Server Key"))
+	copy(v.serverKey[:], serverKey)
 	return v, nil
+}
+
+// SCRAMKeys derives SCRAM-SHA-256's ClientKey and ServerKey from a
+// password (RFC 5802: HMAC of the PBKDF2-salted password).
+func SCRAMKeys(password string, salt []byte, iterations int) (clientKey, serverKey []byte, err error) {
+	salted, err := pbkdf2.Key(sha256.New, password, salt, iterations, scramKeyLen)
+	if err != nil {
+		return nil, nil, err
+	}
+	return hmacSHA256(salted, "Client Key"), hmacSHA256(salted, "Server Key"), nil
 }
 
 func (v scramVerifier) String() string {

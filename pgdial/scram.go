@@ -3,7 +3,6 @@ package pgdial
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/pbkdf2"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -13,6 +12,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/pgpoolx/pgpoolx/auth"
 )
 
 const (
@@ -132,7 +133,7 @@ func parseServerFirst(msg, clientNonce string) (nonce string, salt []byte, itera
 		return "", nil, 0, errors.New(`want "r=<nonce>,s=<salt>,i=<iterations>"`)
 	}
 	nonce, ok := strings.CutPrefix(attrs[0], "r=")
-	if !ok || len(nonce) <= len(clientNonce) || !strings.HasPrefix(nonce, clientNonce) || !printable(nonce) {
+	if !ok || len(nonce) <= len(clientNonce) || !strings.HasPrefix(nonce, clientNonce) || !auth.IsPrintable(nonce) {
 		return "", nil, 0, errors.New("the server's nonce does not extend ours")
 	}
 	saltText, ok := strings.CutPrefix(attrs[1], "s=")
@@ -146,36 +147,26 @@ func parseServerFirst(msg, clientNonce string) (nonce string, salt []byte, itera
 	return nonce, salt, iterations, nil
 }
 
-// printable reports whether s is all RFC 5802 "printable" (%x21-7E but ",").
-func printable(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x21 || s[i] > 0x7e || s[i] == ',' {
-			return false
-		}
-	}
-	return true
-}
-
 // saltedKeys derives ClientKey and ServerKey from a password. PBKDF2 cannot
 // be interrupted, so it runs on its own and is abandoned, not stopped, when
 // ctx ends first: a server asking for two billion iterations costs a core
 // for some minutes, but never holds up the caller beyond ctx.
 func saltedKeys(ctx context.Context, password string, salt []byte, iterations int) (clientKey, serverKey []byte, err error) {
 	type result struct {
-		salted []byte
-		err    error
+		clientKey, serverKey []byte
+		err                  error
 	}
 	done := make(chan result, 1)
 	go func() {
-		k, err := pbkdf2.Key(sha256.New, password, salt, iterations, scramKeyLen)
-		done <- result{k, err}
+		ck, sk, err := auth.SCRAMKeys(password, salt, iterations)
+		done <- result{ck, sk, err}
 	}()
 	select {
 	case r := <-done:
 		if r.err != nil {
 			return nil, nil, fmt.Errorf("derive SCRAM keys from the password: %w", r.err)
 		}
-		return hmacSHA256(r.salted, "Client Key"), hmacSHA256(r.salted, "Server Key"), nil
+		return r.clientKey, r.serverKey, nil
 	case <-ctx.Done():
 		return nil, nil, fmt.Errorf("gave up deriving SCRAM keys from the password with %d iterations: %w", iterations, ctx.Err())
 	}

@@ -35,17 +35,16 @@ const maxStartupLen = 10000
 
 // attachment is one lending of a server connection to a client.
 type attachment struct {
-	srv   *pool.Conn
-	done  chan struct{} // closed when its relay ends
-	start time.Time     // when the client took srv
+	srv  *pool.Conn
+	done chan struct{} // closed when its relay ends
 
 	// The relay's own state.
 	fatal bool // the server sent a FATAL error: it is about to close
 	// Traffic counted by the relay and added to the pool's counters at
 	// each ReadyForQuery, rather than per message.
 	sent, queries uint64
-	txStart       time.Time
-	loop          bool // the event loop relays it (fast.go)
+	txStart       time.Time // when the transaction under way started (or the attachment)
+	loop          bool      // the event loop relays it (fast.go)
 }
 
 // client is one client connection and its session.
@@ -204,9 +203,9 @@ func newClient(s *Server, nc net.Conn, id uint64) *client {
 func (c *client) serve(ctx context.Context) {
 	c.ctx = ctx
 	c.stopCtx = context.AfterFunc(ctx, func() { c.netConn.Close() })
-	session := false
+	handedOn := false // to runGoroutine, which ends the client with end
 	defer func() {
-		if !session {
+		if !handedOn {
 			c.stopCtx()
 			c.netConn.Close()
 			c.srv.wg.Done()
@@ -250,7 +249,7 @@ func (c *client) serve(ctx context.Context) {
 		}
 		return
 	}
-	session = true
+	handedOn = true
 	c.lc = loopConn(c.netConn)
 	c.runGoroutine()
 }
@@ -370,11 +369,11 @@ func (c *client) startup(ctx context.Context) (bool, error) {
 	// then does not queue for server connections one by one.
 	var a *attachment
 	var report map[string]string
-	err = pool.ErrWouldWait
-	if c.mode != config.PoolModeTransaction || !session.KnownWithoutServer(c.startupSet) {
+	noServer := c.mode == config.PoolModeTransaction && session.KnownWithoutServer(c.startupSet)
+	if !noServer {
 		a, report, err = c.startSession(ctx, c.mode == config.PoolModeSession)
 	}
-	if errors.Is(err, pool.ErrWouldWait) {
+	if noServer || errors.Is(err, pool.ErrWouldWait) {
 		if base, params := c.pool.Baseline(); params != nil && !session.SpelledByServerOnly(c.startupSet) {
 			c.want = c.pool.intern(session.Overlay(base, c.startupSet))
 			c.defaults = c.want
@@ -481,7 +480,7 @@ func (c *client) startSession(ctx context.Context, wait bool) (*attachment, map[
 	c.mu.Lock()
 	c.want, c.defaults = want, want
 	c.mu.Unlock()
-	return newAttachment(srv), srv.Params, nil
+	return newAttachment(srv, false), srv.Params, nil
 }
 
 // readStartupPacket reads one length-prefixed packet without a type byte.

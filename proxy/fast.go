@@ -96,9 +96,7 @@ func (c *client) leaveLoop() bool {
 	c.mu.Lock()
 	a := c.att
 	c.mu.Unlock()
-	if a != nil && a.loop {
-		a.loop = false
-		loopConn(a.srv.NetConn()).SetHandler(nil)
+	if a != nil && a.stopLoopRelay() {
 		a.done = make(chan struct{}) // a goroutine waits on it from now on
 		c.lastRelay = a.done
 		go c.relayServerToClient(c.ctx, a)
@@ -201,8 +199,7 @@ func (c *client) releaseUnused() {
 	if !unused {
 		return
 	}
-	a.loop = false
-	loopConn(a.srv.NetConn()).SetHandler(nil)
+	a.stopLoopRelay()
 	c.pool.Release(a.srv)
 }
 
@@ -289,8 +286,7 @@ func (c *client) attachInLoop(srv *pool.Conn) bool {
 	}
 	srv.Current = want // equal; now also the same map, which compares at once
 
-	now := time.Now()
-	a := &attachment{srv: srv, start: now, txStart: now, loop: true} // done: made if a goroutine takes it
+	a := newAttachment(srv, true)
 	c.mu.Lock()
 	c.att = a
 	c.mu.Unlock()
@@ -349,16 +345,22 @@ func (c *client) readyMustWait() bool {
 	return c.dirty || c.cancelling > 0 || c.stopping != nil
 }
 
+// stopLoopRelay takes the server connection's events from the loop if
+// the loop relayed it, and reports whether it did.
+func (a *attachment) stopLoopRelay() bool {
+	if !a.loop {
+		return false
+	}
+	a.loop = false
+	loopConn(a.srv.NetConn()).SetHandler(nil)
+	return true
+}
+
 // relayEnded follows a relay the loop ran to its end: the connection went
 // back to the pool (relayOne left the loop mode first), or one side
 // failed.
 func (c *client) relayEnded(a *attachment) {
-	if a.loop {
-		a.loop = false
-		if lc := loopConn(a.srv.NetConn()); lc != nil {
-			lc.SetHandler(nil)
-		}
-	}
+	a.stopLoopRelay()
 	// Pipelined messages may be waiting.
 	c.loopStep()
 }

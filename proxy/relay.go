@@ -81,14 +81,19 @@ func (c *client) attach(ctx context.Context, wait bool) (*attachment, error) {
 			c.wmu.Unlock()
 		}
 	}
-	a := newAttachment(srv)
+	a := newAttachment(srv, false)
 	c.startRelay(ctx, a)
 	return a, nil
 }
 
-func newAttachment(srv *pool.Conn) *attachment {
-	now := time.Now()
-	return &attachment{srv: srv, done: make(chan struct{}), start: now, txStart: now}
+// newAttachment lends srv to the client. The relay the event loop runs
+// gets its done channel only if a goroutine takes it over (fast.go).
+func newAttachment(srv *pool.Conn, loop bool) *attachment {
+	a := &attachment{srv: srv, txStart: time.Now(), loop: loop}
+	if !loop {
+		a.done = make(chan struct{})
+	}
+	return a
 }
 
 func (c *client) startRelay(ctx context.Context, a *attachment) {
@@ -127,191 +132,186 @@ func (c *client) relayServerToClient(ctx context.Context, a *attachment) {
 // buffered, so that it never waits for the server.
 func (c *client) relayOne(ctx context.Context, a *attachment) (end bool) {
 	srv := a.srv
-	{
-		typ, n, err := srv.R.Next()
-		if err != nil {
-			c.serverLost(a, err, a.fatal)
-			return true
+	typ, n, err := srv.R.Next()
+	if err != nil {
+		c.serverLost(a, err, a.fatal)
+		return true
+	}
+	a.sent += uint64(n) + 5
+	if typ == wire.CommandComplete || typ == wire.EmptyQueryResponse || typ == wire.ErrorResponse {
+		a.queries++
+	}
+	var body []byte
+	var status byte
+	var psName, psValue string
+	switch typ {
+	case wire.ReadyForQuery:
+		body, err = srv.R.ReadBody(c.relayBuf[:0])
+		if err == nil && len(body) != 1 {
+			err = errors.New("malformed ReadyForQuery from server")
 		}
-		a.sent += uint64(n) + 5
-		if typ == wire.CommandComplete || typ == wire.EmptyQueryResponse || typ == wire.ErrorResponse {
-			a.queries++
+		if err == nil {
+			status = body[0]
 		}
-		var body []byte
-		var status byte
-		var psName, psValue string
+	case wire.ParameterStatus:
+		body, err = srv.R.ReadBody(c.relayBuf[:0])
+		if err == nil {
+			psName, psValue, err = srv.RecordParameterStatus(body)
+		}
+	case wire.ErrorResponse:
+		body, err = srv.R.ReadBody(c.relayBuf[:0])
+		a.fatal = a.fatal || isFatal(body)
+	case wire.Notification:
+		// A notification the session sent itself carries its server
+		// pid; the client knows itself by the pid pgpoolx issued.
+		body, err = srv.R.ReadBody(c.relayBuf[:0])
+		if err == nil && len(body) >= 4 && binary.BigEndian.Uint32(body) == srv.PID {
+			binary.BigEndian.PutUint32(body, c.keyPID)
+		}
+	}
+	if err != nil {
+		c.serverLost(a, err, a.fatal)
+		return true
+	}
+	if body != nil {
+		c.relayBuf = body[:0]
+	}
+
+	forward, release, stopNow := true, false, false
+	var pending []byte // ParameterStatus messages the probe's fix-ups caused
+	if tracked(typ) {
+		c.mu.Lock()
+		forward = c.track.ServerSent(typ, status)
 		switch typ {
-		case wire.ReadyForQuery:
-			body, err = srv.R.ReadBody(c.relayBuf[:0])
-			if err == nil && len(body) != 1 {
-				err = errors.New("malformed ReadyForQuery from server")
-			}
-			if err == nil {
-				status = body[0]
+		case wire.ErrorResponse:
+			c.forgetFailedParsesLocked(srv, c.track.FailedParses())
+			if staleStatements(body) {
+				// The server's statements are not what pgpoolx recorded
+				// (a table changed under them, or something dropped
+				// them): prepare each afresh at its next use.
+				srv.Prepared.Clear()
 			}
 		case wire.ParameterStatus:
-			body, err = srv.R.ReadBody(c.relayBuf[:0])
-			if err == nil {
-				psName, psValue, err = srv.RecordParameterStatus(body)
-			}
-		case wire.ErrorResponse:
-			body, err = srv.R.ReadBody(c.relayBuf[:0])
-			a.fatal = a.fatal || isFatal(body)
-		case wire.Notification:
-			// A notification the session sent itself carries its server
-			// pid; the client knows itself by the pid pgpoolx issued.
-			body, err = srv.R.ReadBody(c.relayBuf[:0])
-			if err == nil && len(body) >= 4 && binary.BigEndian.Uint32(body) == srv.PID {
-				binary.BigEndian.PutUint32(body, c.keyPID)
-			}
+			c.markDirtyLocked("", 0, false) // a reported setting changed, by whatever means
+			c.reported[psName] = psValue
 		}
-		if err != nil {
-			c.serverLost(a, err, a.fatal)
-			return true
-		}
-		if body != nil {
-			c.relayBuf = body[:0]
-		}
-
-		forward, release, stopNow := true, false, false
-		var pending []byte // ParameterStatus messages the probe's fix-ups caused
-		if tracked(typ) {
-			c.mu.Lock()
-			forward = c.track.ServerSent(typ, status)
-			switch typ {
-			case wire.ErrorResponse:
-				c.forgetFailedParsesLocked(srv, c.track.FailedParses())
-				if staleStatements(body) {
-					// The server's statements are not what pgpoolx recorded
-					// (a table changed under them, or something dropped
-					// them): prepare each afresh at its next use.
-					srv.Prepared.Clear()
-				}
-			case wire.ParameterStatus:
-				c.markDirtyLocked("", 0, false) // a reported setting changed, by whatever means
-				c.reported[psName] = psValue
+		idleNow := typ == wire.ReadyForQuery && c.track.Idle() && c.att == a &&
+			c.mode == config.PoolModeTransaction
+		if idleNow && c.dirty {
+			for c.cancelling > 0 {
+				// A cancel meant for the finished query must not hit the probe.
+				c.cancelDone.Wait()
 			}
-			idleNow := typ == wire.ReadyForQuery && c.track.Idle() && c.att == a &&
-				c.mode == config.PoolModeTransaction
-			if idleNow && c.dirty {
-				for c.cancelling > 0 {
-					// A cancel meant for the finished query must not hit the probe.
-					c.cancelDone.Wait()
-				}
-				// Learn what the transaction left in the session before the
-				// client hears it is over, so its next transaction, wherever
-				// it runs, has it. c.mu stays held: the client loop must not
-				// write to srv meanwhile.
-				if pending, err = c.probeLocked(ctx, srv); err != nil {
-					c.mu.Unlock()
-					c.serverLost(a, err, a.fatal)
-					return true
-				}
-			}
-			if idleNow && c.pin != "" {
-				c.pinTx++
-			}
-			var now time.Time
-			if typ == wire.ReadyForQuery {
-				now = time.Now()
-				c.countReady(now, &a.txStart, a.sent, a.queries, status == wire.TxIdle)
-				a.sent, a.queries = 0, 0
-			}
-			release = idleNow && c.pin == ""
-			if release {
-				c.att = nil
-				c.idleNowLocked(now)
-				for c.cancelling > 0 {
-					// Hold the connection until the cancel has reached the
-					// server, so it cannot hit another client's query.
-					c.cancelDone.Wait()
-				}
-			}
-			stopNow = c.stopping != nil && typ == wire.ReadyForQuery && c.track.Idle()
-			c.mu.Unlock()
-		}
-
-		if typ == wire.ErrorResponse && forward {
-			c.pool.stats.Error(errorField(body, 'C'))
-		}
-
-		var werr, rerr error // failures of the client and of the server
-		c.wmu.Lock()
-		if pending != nil {
-			_, werr = c.out().Write(pending)
-		}
-		if forward {
-			if body != nil {
-				c.scratchRelay = wire.AppendHeader(c.scratchRelay[:0], typ, len(body))
-				c.scratchRelay = append(c.scratchRelay, body...)
-				_, werr = c.out().Write(c.scratchRelay)
-			} else if err := srv.R.Forward(c.out()); err != nil {
-				var we *wire.WriteError
-				if errors.As(err, &we) {
-					werr = err
-				} else {
-					rerr = err
-				}
-			}
-		} else if body == nil {
-			rerr = srv.R.Skip()
-		}
-		if werr == nil && rerr == nil && (release || srv.R.Buffered() == 0) {
-			werr = c.out().Flush()
-		}
-		c.wmu.Unlock()
-
-		switch {
-		case rerr != nil:
-			c.serverLost(a, rerr, a.fatal)
-			return true
-		case werr != nil:
-			// The client is gone. Closing its socket ends the client loop,
-			// which decides what becomes of a connection still held.
-			c.netConn.Close()
-			if !release {
+			// Learn what the transaction left in the session before the
+			// client hears it is over, so its next transaction, wherever
+			// it runs, has it. c.mu stays held: the client loop must not
+			// write to srv meanwhile.
+			if pending, err = c.probeLocked(ctx, srv); err != nil {
+				c.mu.Unlock()
+				c.serverLost(a, err, a.fatal)
 				return true
 			}
 		}
-		if release && a.loop {
-			// Events of a connection back in the pool are no longer this
-			// client's (fast.go).
-			a.loop = false
-			loopConn(srv.NetConn()).SetHandler(nil)
+		if idleNow && c.pin != "" {
+			c.pinTx++
 		}
+		var now time.Time
+		if typ == wire.ReadyForQuery {
+			now = time.Now()
+			c.countReady(now, a, status == wire.TxIdle)
+		}
+		release = idleNow && c.pin == ""
 		if release {
-			// Wait for the client loop's last write to srv to finish.
-			srv.WriteMu.Lock()
-			srv.WriteMu.Unlock() //lint:ignore SA2001 the lock is taken only to wait for the writer
-			c.pool.Release(srv)
+			c.att = nil
+			c.idleNowLocked(now)
+			for c.cancelling > 0 {
+				// Hold the connection until the cancel has reached the
+				// server, so it cannot hit another client's query.
+				c.cancelDone.Wait()
+			}
 		}
-		if stopNow && werr == nil {
-			c.sendFatal(c.stopping)
-			c.netConn.Close()
-		}
-		return release
+		stopNow = c.stopping != nil && typ == wire.ReadyForQuery && c.track.Idle()
+		c.mu.Unlock()
 	}
+
+	if typ == wire.ErrorResponse && forward {
+		c.pool.stats.Error(errorField(body, 'C'))
+	}
+
+	var werr, rerr error // failures of the client and of the server
+	c.wmu.Lock()
+	if pending != nil {
+		_, werr = c.out().Write(pending)
+	}
+	if forward {
+		if body != nil {
+			c.scratchRelay = wire.AppendHeader(c.scratchRelay[:0], typ, len(body))
+			c.scratchRelay = append(c.scratchRelay, body...)
+			_, werr = c.out().Write(c.scratchRelay)
+		} else if err := srv.R.Forward(c.out()); err != nil {
+			var we *wire.WriteError
+			if errors.As(err, &we) {
+				werr = err
+			} else {
+				rerr = err
+			}
+		}
+	} else if body == nil {
+		rerr = srv.R.Skip()
+	}
+	if werr == nil && rerr == nil && (release || srv.R.Buffered() == 0) {
+		werr = c.out().Flush()
+	}
+	c.wmu.Unlock()
+
+	switch {
+	case rerr != nil:
+		c.serverLost(a, rerr, a.fatal)
+		return true
+	case werr != nil:
+		// The client is gone. Closing its socket ends the client loop,
+		// which decides what becomes of a connection still held.
+		c.netConn.Close()
+		if !release {
+			return true
+		}
+	}
+	if release {
+		// Events of a connection back in the pool are no longer this
+		// client's (fast.go).
+		a.stopLoopRelay()
+		// Wait for the client loop's last write to srv to finish.
+		srv.WriteMu.Lock()
+		srv.WriteMu.Unlock() //lint:ignore SA2001 the lock is taken only to wait for the writer
+		c.pool.Release(srv)
+	}
+	if stopNow && werr == nil {
+		c.sendFatal(c.stopping)
+		c.netConn.Close()
+	}
+	return release
 }
 
-// countReady adds a request's traffic to the pool's counters when its
-// ReadyForQuery arrives, at now; idle says the transaction ended.
-func (c *client) countReady(now time.Time, txStart *time.Time, sent, queries uint64, idle bool) {
+// countReady adds a's traffic since the last ReadyForQuery to the pool's
+// counters when one arrives, at now; idle says the transaction ended.
+func (c *client) countReady(now time.Time, a *attachment, idle bool) {
 	st := &c.pool.stats
-	st.BytesOut.Add(sent)
-	st.Queries.Add(queries)
+	st.BytesOut.Add(a.sent)
+	st.Queries.Add(a.queries)
+	a.sent, a.queries = 0, 0
 	if t := c.reqStart.Swap(0); t != 0 {
 		req := time.Unix(0, t)
 		st.QueryMicros.Add(uint64(now.Sub(req).Microseconds()))
-		if txStart.IsZero() {
-			*txStart = req
+		if a.txStart.IsZero() {
+			a.txStart = req
 		}
 	}
 	if idle {
 		st.Xacts.Add(1)
-		if !txStart.IsZero() {
-			st.XactMicros.Add(uint64(now.Sub(*txStart).Microseconds()))
+		if !a.txStart.IsZero() {
+			st.XactMicros.Add(uint64(now.Sub(a.txStart).Microseconds()))
 		}
-		*txStart = time.Time{}
+		a.txStart = time.Time{}
 	}
 }
 
