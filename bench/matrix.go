@@ -49,14 +49,19 @@ const (
 	poolSize = 20
 	// threads is pgbench -j (fewer when there are fewer clients).
 	threads = 2
-	// manyClients is the largest client count, for CPU per transaction
-	// when most clients wait for a server connection.
+	// manyClients is a client count for CPU per transaction when most
+	// clients wait for a server connection.
 	manyClients = 1000
+	// crowdClients is the largest client count: how throughput and
+	// latency hold up when thousands of clients share the pool.
+	crowdClients = 5000
+	// maxClients is the poolers' max_client_conn: above every cell's.
+	maxClients = crowdClients + 100
 )
 
 // Why targets sit out cells; the report prints these as notes.
 const (
-	skipDirectMany = "PostgreSQL itself is not run with 1,000 clients: that many backends on a small " +
+	skipDirectMany = "PostgreSQL itself is not run with 1,000 or more clients: that many backends on a small " +
 		"machine measure the machine, and max_connections would have to be raised past them"
 )
 
@@ -78,6 +83,8 @@ func fullSettings() settings {
 			{builtin: "tpcb-like", mode: "simple", clients: 256},
 			selectOnly("simple", 1),
 			{builtin: "select-only", mode: "simple", clients: manyClients,
+				skip: [numTargets]string{direct: skipDirectMany}},
+			{builtin: "select-only", mode: "simple", clients: crowdClients,
 				skip: [numTargets]string{direct: skipDirectMany}},
 		},
 	}

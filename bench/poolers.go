@@ -50,7 +50,7 @@ databases:
     host: %s
     port: %d
     pool_size: %d
-`, listen, manyClients+100, dbName, pgHost, pgPort, poolSize)
+`, listen, maxClients, dbName, pgHost, pgPort, poolSize)
 }
 
 func pgbouncerConfig(listen, pgHost string, pgPort int, authFile string) (string, error) {
@@ -81,7 +81,7 @@ server_lifetime = 3600
 log_connections = 0
 log_disconnections = 0
 stats_period = 3600
-`, dbName, pgHost, pgPort, dbName, host, port, authFile, poolSize, manyClients+100), nil
+`, dbName, pgHost, pgPort, dbName, host, port, authFile, poolSize, maxClients), nil
 }
 
 // startPgpoolx runs the pgpoolx binary bin with its config in dir.

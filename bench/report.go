@@ -180,6 +180,7 @@ func (r *results) writeMarkdown(w io.Writer) error {
 			fmt.Fprintf(&b, "- %s did not run: %s\n", target(t), reason)
 		}
 	}
+	notes = append(notes, r.scaleNotes()...)
 	for _, n := range dedupe(notes) {
 		b.WriteString("- " + n + "\n")
 	}
@@ -191,6 +192,28 @@ func (r *results) writeMarkdown(w io.Writer) error {
 		"reports. pgbench, PostgreSQL and the pooler share the machine's CPUs.\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// scaleNotes compare each cell of many clients with the same workload at
+// 64 clients: how much of its throughput each pooler keeps as the crowd
+// waiting for the pool grows.
+func (r *results) scaleNotes() []string {
+	var notes []string
+	for ci, c := range r.set.cells {
+		if c.clients < manyClients {
+			continue
+		}
+		base := slices.IndexFunc(r.set.cells, func(b cell) bool {
+			return b.builtin == c.builtin && b.mode == c.mode && b.clients == 64
+		})
+		if base < 0 {
+			continue
+		}
+		keep := func(t target) string { return ratio(r.summarize(ci, t), r.summarize(base, t), tpsOf) }
+		notes = append(notes, fmt.Sprintf("%s `-M %s` with %d clients: tps is %s of the same workload's at 64 clients "+
+			"through pgpoolx, %s through PgBouncer.", c.builtin, c.mode, c.clients, keep(pgpoolx), keep(pgbouncer)))
+	}
+	return notes
 }
 
 // notes says why a target's cell shows no numbers, or only some.

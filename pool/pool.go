@@ -118,7 +118,7 @@ type Pool struct {
 	idle    []*Conn // LIFO: the warmest connection is used first
 	total   int
 	dialing int
-	waiters []*waiter // FIFO
+	waiters waitQueue
 	closed  bool
 	// paused: connections are neither handed out nor dialed; Acquire waits.
 	paused bool
@@ -219,10 +219,10 @@ func (p *Pool) Pause() {
 func (p *Pool) Resume() {
 	p.mu.Lock()
 	p.paused = false
-	for len(p.waiters) > 0 && len(p.idle) > 0 {
+	for p.waiters.len() > 0 && len(p.idle) > 0 {
 		c := p.idle[len(p.idle)-1]
 		p.idle = p.idle[:len(p.idle)-1]
-		p.waiters[0].fromIdle = true // the waiter checks it is still alive
+		p.waiters.front().fromIdle = true // the waiter checks it is still alive
 		p.wakeLocked(c, nil)
 	}
 	p.wakeForSlotsLocked()
@@ -325,7 +325,7 @@ func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 			timeout = t.C
 		}
 		w := &waiter{since: time.Now(), ready: make(chan struct{})}
-		p.waiters = append(p.waiters, w)
+		p.waiters.push(w)
 		p.mu.Unlock()
 
 		select {
@@ -387,7 +387,7 @@ func (p *Pool) Take() (*Conn, error) {
 			return nil, ErrMustDial
 		}
 		n := len(p.idle)
-		if n == 0 || len(p.waiters) > 0 {
+		if n == 0 || p.waiters.len() > 0 {
 			full := p.total >= p.opts.Size
 			p.mu.Unlock()
 			if full {
@@ -427,6 +427,7 @@ type Wait struct {
 	w        waiter
 	notify   func()
 	t        *time.Timer
+	armed    bool      // t will fire; guarded by p.mu
 	deadline time.Time // of the wait under way; zero: none
 }
 
@@ -440,29 +441,35 @@ func (p *Pool) NewWait(notify func()) *Wait {
 }
 
 // Begin queues for the next connection released, like Acquire, without
-// blocking.
-func (wt *Wait) Begin() error {
+// blocking; now is the time the wait starts.
+func (wt *Wait) Begin(now time.Time) error {
 	p := wt.p
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return ErrClosed
 	}
-	now := time.Now()
 	wt.w = waiter{notify: wt.notify, since: now}
-	p.waiters = append(p.waiters, &wt.w)
+	p.waiters.push(&wt.w)
 	timeout := p.opts.AcquireTimeout
 	wt.deadline = time.Time{}
-	if timeout > 0 {
-		wt.deadline = now.Add(timeout)
-	}
-	p.mu.Unlock()
-	if timeout > 0 {
-		if wt.t == nil {
-			wt.t = time.AfterFunc(timeout, wt.expire)
-		} else {
-			wt.t.Reset(timeout)
+	if timeout <= 0 || wt.armed {
+		// A timer still armed from an earlier wait fires before this
+		// deadline and arms itself again for the rest: resetting a timer
+		// at every wait costs more than that one extra firing.
+		if timeout > 0 {
+			wt.deadline = now.Add(timeout)
 		}
+		p.mu.Unlock()
+		return nil
+	}
+	wt.deadline = now.Add(timeout)
+	wt.armed = true
+	p.mu.Unlock()
+	if wt.t == nil {
+		wt.t = time.AfterFunc(timeout, wt.expire)
+	} else {
+		wt.t.Reset(timeout)
 	}
 	return nil
 }
@@ -472,17 +479,21 @@ func (wt *Wait) Begin() error {
 func (wt *Wait) expire() {
 	p := wt.p
 	p.mu.Lock()
-	i := slices.Index(p.waiters, &wt.w)
-	if i < 0 || wt.deadline.IsZero() {
+	wt.armed = false
+	if wt.deadline.IsZero() {
 		p.mu.Unlock()
 		return
 	}
 	if left := time.Until(wt.deadline); left > 0 {
+		wt.armed = true
 		p.mu.Unlock()
 		wt.t.Reset(left)
 		return
 	}
-	p.waiters = slices.Delete(p.waiters, i, i+1)
+	if !p.waiters.remove(&wt.w) {
+		p.mu.Unlock() // served just now: Result tells
+		return
+	}
 	wt.w.err = ErrAcquireTimeout
 	p.mu.Unlock()
 	wt.notify()
@@ -510,20 +521,15 @@ func (wt *Wait) Result() (*Conn, error) {
 func (p *Pool) abandon(w *waiter) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if i := slices.Index(p.waiters, w); i >= 0 {
-		p.waiters = slices.Delete(p.waiters, i, i+1)
-		return true
-	}
-	return false
+	return p.waiters.remove(w)
 }
 
 // wakeLocked serves the first waiter with c, err, or a free slot (both nil).
 func (p *Pool) wakeLocked(c *Conn, err error) bool {
-	if len(p.waiters) == 0 {
+	w := p.waiters.pop()
+	if w == nil {
 		return false
 	}
-	w := p.waiters[0]
-	p.waiters = slices.Delete(p.waiters, 0, 1)
 	w.conn, w.err = c, err
 	if w.notify != nil {
 		w.notify()
@@ -644,13 +650,13 @@ func (p *Pool) Stat() Stat {
 		Total:              p.total,
 		Idle:               len(p.idle),
 		Dialing:            p.dialing,
-		Waiting:            len(p.waiters),
+		Waiting:            p.waiters.len(),
 		PreparedStatements: int(p.prepared.Load()),
 		InitFailures:       p.initFailures.Load(),
 		Paused:             p.paused,
 	}
-	if len(p.waiters) > 0 {
-		st.MaxWait = time.Since(p.waiters[0].since)
+	if p.waiters.len() > 0 {
+		st.MaxWait = time.Since(p.waiters.front().since)
 	}
 	return st
 }

@@ -238,9 +238,10 @@ func (c *client) takeServerInLoop() bool {
 			post := func() { loop.Post(served) }
 			c.wait = c.pool.NewWait(post)
 		}
-		if err := c.wait.Begin(); err == nil {
+		now := time.Now()
+		if err := c.wait.Begin(now); err == nil {
 			c.waiting = true
-			c.waitSince.Store(time.Now().UnixNano())
+			c.waitSince.Store(now.UnixNano())
 			return false
 		}
 	}
