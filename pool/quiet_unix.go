@@ -12,6 +12,9 @@ import (
 // socketQuiet reports whether nothing (no data, no EOF) waits on the
 // socket, checked with a non-blocking peek that consumes nothing.
 func socketQuiet(c net.Conn) bool {
+	if r, ok := c.(readinessTracker); ok && !r.MayHaveMore() {
+		return true
+	}
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
