@@ -5,6 +5,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -50,13 +51,39 @@ func TestEventLoopDeallocateKeepsNoServer(t *testing.T) {
 // and no server connection is lost, which a lost wake-up or a leaked
 // connection would stall.
 func TestEventLoopHandOffs(t *testing.T) {
-	const clients, rounds, poolSize = 12, 30, 3
 	p := startPooler(t, "acquire_timeout: 20s\n", "pool_size: 3")
+	runHandOffs(t, p, 3)
+	if n := p.serverConns(t, p.direct(t)); n > 3 {
+		t.Errorf("%d server connections, want at most 3", n)
+	}
+}
+
+// TestEventLoopHandOffsOverServerTLS is the same over TLS to PostgreSQL:
+// the loop relays TLS server connections too, and TLS keeps decrypted
+// input the socket no longer shows, which the loop must read all the same
+// (the 20,000 small rows come in many TLS records).
+func TestEventLoopHandOffsOverServerTLS(t *testing.T) {
+	c, _ := tlsCluster(t)
+	if err := c.Exec(t.Context(), "postgres", "GRANT CREATE ON SCHEMA public TO app"); err != nil {
+		t.Fatal(err)
+	}
+	p := startPoolerYAML(t, c, "postgres", "acquire_timeout: 20s\n", "user: app\npassword: app-pw\nsslmode: require\npool_size: 3")
+	if ssl, _ := serverSSL(t, p.connect(t, "")); !ssl {
+		t.Fatal("the server connection does not use TLS")
+	}
+	runHandOffs(t, p, 3)
+}
+
+func runHandOffs(t *testing.T, p *pooler, poolSize int) {
+	const clients, rounds = 12, 30
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	setup := p.connectPgconn(t)
 	if _, err := setup.Exec(ctx, "CREATE TABLE handoff (n int)").ReadAll(); err != nil {
 		t.Fatal(err)
+	}
+	if clients <= poolSize {
+		t.Fatalf("%d clients on a pool of %d: nobody waits", clients, poolSize)
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
@@ -65,7 +92,8 @@ func TestEventLoopHandOffs(t *testing.T) {
 		wg.Go(func() {
 			for i := range rounds {
 				var sql string
-				switch (k + i) % 5 {
+				rows := 1
+				switch (k + i) % 6 {
 				case 0:
 					sql = "SET application_name = 'handoff'; SELECT 1"
 				case 1:
@@ -73,12 +101,23 @@ func TestEventLoopHandOffs(t *testing.T) {
 				case 2:
 					sql = "SELECT repeat('x', 100000)" // larger than the loop's buffer
 				case 3:
-					sql = "RESET application_name"
+					sql, rows = "RESET application_name", 0
+				case 4:
+					sql, rows = "SELECT g FROM generate_series(1, 20000) g", 20000 // many small messages
 				default:
 					sql = "SELECT 42"
 				}
-				if _, err := conn.Exec(ctx, sql).ReadAll(); err != nil {
+				res, err := conn.Exec(ctx, sql).ReadAll()
+				if err != nil {
 					errs <- err
+					return
+				}
+				got := 0
+				for _, r := range res {
+					got += len(r.Rows)
+				}
+				if got != rows {
+					errs <- fmt.Errorf("%s: %d rows, want %d", sql, got, rows)
 					return
 				}
 			}
@@ -88,8 +127,5 @@ func TestEventLoopHandOffs(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
-	}
-	if n := p.serverConns(t, p.direct(t)); n > poolSize {
-		t.Errorf("%d server connections, want at most %d", n, poolSize)
 	}
 }

@@ -17,13 +17,23 @@
 package netloop
 
 import (
-	"errors"
 	"net"
 )
 
 // ErrWouldBlock is returned by reads in loop mode when the socket has
-// nothing to read; the Handler is called again when it has.
-var ErrWouldBlock = errors.New("netloop: read would block")
+// nothing to read; the Handler is called again when it has. It is a
+// temporary net.Error, so that a crypto/tls connection over a Conn in
+// loop mode keeps a partly read record and stays usable: the next read
+// goes on where this one stopped.
+var ErrWouldBlock error = wouldBlock{}
+
+type wouldBlock struct{}
+
+func (wouldBlock) Error() string   { return "netloop: read would block" }
+func (wouldBlock) Timeout() bool   { return false }
+func (wouldBlock) Temporary() bool { return true }
+
+var _ net.Error = wouldBlock{}
 
 // Handler reacts to readiness of a Conn in loop mode. It runs on the
 // loop's thread and must not block.

@@ -33,6 +33,11 @@ func attempt(ctx context.Context, cfg *Config, addr string, tlsConf *tls.Config,
 	if err != nil {
 		return nil, ioError(ctx, "connecting", err)
 	}
+	if cfg.Wrap != nil {
+		if wc := cfg.Wrap(nc); wc != nil {
+			nc = wc
+		}
+	}
 	// The socket's deadline bounds every read and write below; cancelling
 	// ctx moves it into the past, which unblocks them.
 	if dl, ok := ctx.Deadline(); ok {

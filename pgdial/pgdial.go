@@ -162,6 +162,12 @@ type Config struct {
 	// and waiting for ReadyForQuery, and for SSLAllow both attempts. Zero
 	// means no bound but ctx.
 	Timeout time.Duration
+
+	// Wrap, if set, may replace the TCP connection right after it is made,
+	// before anything is sent (with another net.Conn over the same socket,
+	// such as an event loop's); nil keeps it. TLS then runs over what it
+	// returns, and its deadlines must work as a TCP connection's do.
+	Wrap func(net.Conn) net.Conn
 }
 
 // Conn is a connection that has passed ReadyForQuery. It is the caller's to

@@ -105,8 +105,9 @@ type waiter struct {
 // Pool is the set of server connections for one (database, user) pair.
 type Pool struct {
 	log *zap.Logger
-	// Adopt, if set before first use, may replace each new plain TCP
-	// connection with its own (an event loop's); nil keeps it.
+	// Adopt, if set before first use, may replace each new TCP connection
+	// with its own (an event loop's) as soon as it is made, before TLS and
+	// the startup; nil keeps it.
 	Adopt func(net.Conn) net.Conn
 
 	// prepared counts the statements prepared on all its connections.
@@ -726,18 +727,13 @@ func (p *Pool) connect(ctx context.Context, opts Options, creds *pgdial.Credenti
 		SSLMode:     pgdial.SSLMode(opts.SSLMode),
 		SSLRootCert: opts.SSLRootCert,
 		Timeout:     opts.ConnectTimeout,
+		Wrap:        p.Adopt,
 	})
 	if err != nil {
 		return nil, err
 	}
 	now := time.Now()
 	nc, br := dc.NetConn, dc.Reader
-	if p.Adopt != nil && br.Buffered() == 0 {
-		if lc := p.Adopt(nc); lc != nil {
-			nc = lc
-			br = bufio.NewReaderSize(nc, br.Size())
-		}
-	}
 	c := &Conn{
 		netConn:   nc,
 		R:         wire.NewReader(br, 0),

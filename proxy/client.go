@@ -45,6 +45,10 @@ type attachment struct {
 	sent, queries uint64
 	txStart       time.Time // when the transaction under way started (or the attachment)
 	loop          bool      // the event loop relays it (fast.go)
+	// lc is srv's socket on the event loop, set when the loop relays it;
+	// tls says TLS runs over lc, which keeps input of its own.
+	lc  *netloop.Conn
+	tls bool
 }
 
 // client is one client connection and its session.

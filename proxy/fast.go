@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
@@ -58,12 +59,22 @@ func loopConn(nc any) *netloop.Conn {
 	return lc
 }
 
+// serverLoopConn returns the event loop's socket under a server
+// connection, or nil, and whether TLS runs over it.
+func serverLoopConn(srv *pool.Conn) (lc *netloop.Conn, overTLS bool) {
+	nc := srv.NetConn()
+	if tc, ok := nc.(*tls.Conn); ok {
+		return loopConn(tc.NetConn()), true
+	}
+	return loopConn(nc), false
+}
+
 // loopEligibleLocked reports whether the event loop may run the client
 // now that it is idle. Call with c.mu held.
 func (c *client) loopEligibleLocked() bool {
 	return c.lc != nil && c.mode == config.PoolModeTransaction && c.att == nil &&
 		c.pin == "" && c.stopping == nil && !c.lost && !c.failing && len(c.deferred) == 0 &&
-		c.loopErr == nil && !c.lc.Closed() && !c.pool.serverTLS.Load()
+		c.loopErr == nil && !c.lc.Closed() && !c.pool.offLoop.Load()
 }
 
 // enterLoop hands the idle client to the event loop; the calling
@@ -279,7 +290,7 @@ func (c *client) attachInLoop(srv *pool.Conn) bool {
 	c.mu.Lock()
 	want := c.want
 	c.mu.Unlock()
-	lc := loopConn(srv.NetConn())
+	lc, overTLS := serverLoopConn(srv)
 	if lc == nil || lc.Loop() != c.lc.Loop() || session.SyncSQL(want, srv.Current) != "" {
 		c.taken = srv // attach uses it
 		c.toGoroutine()
@@ -288,6 +299,7 @@ func (c *client) attachInLoop(srv *pool.Conn) bool {
 	srv.Current = want // equal; now also the same map, which compares at once
 
 	a := newAttachment(srv, true)
+	a.lc, a.tls = lc, overTLS
 	c.mu.Lock()
 	c.att = a
 	c.mu.Unlock()
@@ -301,7 +313,6 @@ func (c *client) relayStep(a *attachment) {
 	if !a.loop || !c.inLoop.Load() {
 		return
 	}
-	lc := loopConn(a.srv.NetConn())
 	for {
 		for {
 			whole, fits := a.srv.R.Whole()
@@ -324,10 +335,15 @@ func (c *client) relayStep(a *attachment) {
 				return
 			}
 		}
-		if !lc.MayHaveMore() {
+		// TLS may hold decrypted input the socket no longer shows: it is
+		// read until it has nothing, at the cost of one empty read.
+		if !a.tls && !a.lc.MayHaveMore() {
 			return
 		}
-		if err := a.srv.R.Fill(); err != nil && !errors.Is(err, netloop.ErrWouldBlock) {
+		switch err := a.srv.R.Fill(); {
+		case errors.Is(err, netloop.ErrWouldBlock):
+			return
+		case err != nil:
 			// relayOne meets the error again and reports the server lost.
 			if c.relayOne(c.ctx, a) {
 				c.relayEnded(a)
@@ -353,7 +369,7 @@ func (a *attachment) stopLoopRelay() bool {
 		return false
 	}
 	a.loop = false
-	loopConn(a.srv.NetConn()).SetHandler(nil)
+	a.lc.SetHandler(nil)
 	return true
 }
 

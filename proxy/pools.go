@@ -33,10 +33,10 @@ type serverPool struct {
 	settingsMu sync.Mutex
 	settings   map[string]map[string]string
 
-	// serverTLS is set once a server connection of the pool could not go
-	// to the event loop (it uses TLS): its clients stay on goroutines,
-	// rather than leave the loop at every transaction.
-	serverTLS atomic.Bool
+	// offLoop is set once a server connection of the pool could not go
+	// to the event loop: its clients stay on goroutines, rather than
+	// leave the loop at every transaction.
+	offLoop atomic.Bool
 }
 
 // maxInterned bounds the distinct settings a pool interns.
@@ -94,7 +94,7 @@ func (s *Server) poolFor(db string, dbc *config.Database, user string, creds *pg
 	p.Adopt = func(nc net.Conn) net.Conn {
 		lc := s.adopt(nc)
 		if lc == nil && s.eventLoop() != nil {
-			p.serverTLS.Store(true)
+			p.offLoop.Store(true)
 		}
 		return lc
 	}
