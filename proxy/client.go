@@ -271,6 +271,13 @@ func (c *client) end(err error) {
 	c.finish(c.ctx)
 	c.srv.unregister(c)
 	c.stopCtx()
+	// Its buffers serve the next client: one that connects for a single
+	// transaction (pgbench -C, a script) would otherwise cost two fresh
+	// 8 KiB buffers and their collection.
+	c.waitRelay()
+	if c.br != nil {
+		c.dropBuffers()
+	}
 	c.srv.wg.Done()
 }
 

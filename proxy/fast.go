@@ -163,15 +163,27 @@ func (c *client) loopStep() {
 // loopMessage handles the client's next message, which is whole in the
 // buffer, and reports whether the loop keeps the client.
 func (c *client) loopMessage() bool {
+	c.mu.Lock()
+	a := c.att
+	c.mu.Unlock()
 	switch c.r.PeekType() {
 	case wire.Query, wire.Parse, wire.Bind, wire.Describe, wire.Execute, wire.Sync:
+	case wire.Terminate:
+		if a == nil {
+			// Goodbye between transactions: nothing waits, so the loop
+			// ends the client itself rather than start a goroutine for
+			// it (a client per transaction, as with pgbench -C, pays
+			// that at every connection).
+			c.leaveLoop()
+			c.end(nil)
+			return false
+		}
+		c.toGoroutine()
+		return false
 	default:
 		c.toGoroutine()
 		return false
 	}
-	c.mu.Lock()
-	a := c.att
-	c.mu.Unlock()
 	if a == nil {
 		if c.failing || len(c.deferred) > 0 || c.r.PeekType() == wire.Parse && c.newNamedParse() {
 			// A named Parse may be held back rather than wait (takeServer).

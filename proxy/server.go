@@ -177,12 +177,10 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
 			return err
 		}
 		delay = 0
-		if tc, ok := nc.(*net.TCPConn); ok {
-			tc.SetNoDelay(true)
-			tc.SetKeepAlive(true)
-			if lc := s.adopt(nc); lc != nil {
-				nc = lc
-			}
+		// Go's Accept has already set TCP_NODELAY and TCP keepalives
+		// (net.ListenConfig's defaults), which clients need.
+		if lc := s.adopt(nc); lc != nil {
+			nc = lc
 		}
 		s.mu.Lock()
 		if s.stopping {
