@@ -22,7 +22,7 @@ test:
 
 # pgpoolx against PgBouncer and PostgreSQL alone under pgbench (bench/):
 # a markdown table on stdout. Pass flags with BENCHFLAGS, e.g.
-# `make bench BENCHFLAGS="-out results.md"`. bench takes about ten minutes,
+# `make bench BENCHFLAGS="-out results.md"`. bench takes about twelve minutes,
 # bench-quick under two (it is CI's smoke check).
 bench: build
 	$(GO) run ./bench -pgpoolx bin/pgpoolx $(BENCHFLAGS)

@@ -24,13 +24,39 @@ initial connection time = 75.449 ms
 tps = 10908.136542 (without initial connection time)
 `
 
+// pgbenchReconnectOutput is the summary of a -C run.
+const pgbenchReconnectOutput = `pgbench (15.18 (Debian 15.18-0+deb12u1))
+transaction type: <builtin: select only>
+scaling factor: 10
+query mode: simple
+number of clients: 16
+number of threads: 2
+maximum number of tries: 1
+duration: 6 s
+number of transactions actually processed: 13637
+number of failed transactions: 0 (0.000%)
+latency average = 7.041 ms
+average connection time = 0.830 ms
+tps = 2272.552294 (including reconnection times)
+`
+
 func TestParseSummary(t *testing.T) {
-	r, err := parseSummary(pgbenchOutput)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.tps != 10908.136542 || r.processed != 32205 || r.failed != 7 {
-		t.Errorf("parseSummary = tps %v, processed %d, failed %d", r.tps, r.processed, r.failed)
+	for _, tt := range []struct {
+		out               string
+		tps               float64
+		processed, failed int64
+	}{
+		{pgbenchOutput, 10908.136542, 32205, 7},
+		{pgbenchReconnectOutput, 2272.552294, 13637, 0},
+	} {
+		r, err := parseSummary(tt.out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.tps != tt.tps || r.processed != tt.processed || r.failed != tt.failed {
+			t.Errorf("parseSummary = tps %v, processed %d, failed %d; want %v, %d, %d",
+				r.tps, r.processed, r.failed, tt.tps, tt.processed, tt.failed)
+		}
 	}
 	if _, err := parseSummary("pgbench (15)\n"); err == nil {
 		t.Error("parseSummary of an output without results: no error")

@@ -24,6 +24,10 @@ type cell struct {
 	builtin string // pgbench -b: select-only or tpcb-like
 	mode    string // pgbench -M: simple, extended or prepared
 	clients int
+	// reconnect is pgbench -C: a new connection for every transaction,
+	// as short-lived scripts and functions make; logins are then the
+	// pooler's main work.
+	reconnect bool
 	// skip says why a target does not run this cell, by target.
 	skip [numTargets]string
 }
@@ -33,7 +37,20 @@ func (c cell) String() string {
 	if c.clients == 1 {
 		clients = "client"
 	}
-	return fmt.Sprintf("%s -M %s, %d %s", c.builtin, c.mode, c.clients, clients)
+	reconnect := ""
+	if c.reconnect {
+		reconnect = " -C"
+	}
+	return fmt.Sprintf("%s -M %s%s, %d %s", c.builtin, c.mode, reconnect, c.clients, clients)
+}
+
+// workload names the cell's pgbench options in the report's first column.
+func (c cell) workload() string {
+	w := fmt.Sprintf("%s `-M %s`", c.builtin, c.mode)
+	if c.reconnect {
+		w += " `-C`"
+	}
+	return w
 }
 
 // settings are one run of the harness: the matrix and how long it runs.
@@ -86,6 +103,7 @@ func fullSettings() settings {
 				skip: [numTargets]string{direct: skipDirectMany}},
 			{builtin: "select-only", mode: "simple", clients: crowdClients,
 				skip: [numTargets]string{direct: skipDirectMany}},
+			{builtin: "select-only", mode: "simple", clients: 16, reconnect: true},
 		},
 	}
 }

@@ -47,7 +47,8 @@ func (r outcome) cpuPerTx() float64 {
 var (
 	pgbenchProcessed = regexp.MustCompile(`(?m)^number of transactions actually processed: (\d+)`)
 	pgbenchFailed    = regexp.MustCompile(`(?m)^number of failed transactions: (\d+)`)
-	pgbenchTPS       = regexp.MustCompile(`(?m)^tps = ([0-9.]+) \(without initial connection time\)$`)
+	// With -C, connecting is part of every transaction, and pgbench says so.
+	pgbenchTPS = regexp.MustCompile(`(?m)^tps = ([0-9.]+) \((?:without initial connection time|including reconnection times)\)$`)
 	// pgbenchError is the first thing pgbench says went wrong, e.g.
 	// `pgbench: error: client 0 script 0 aborted in command 1 query 0: ERROR:  prepared statement "P_1" does not exist`.
 	pgbenchError = regexp.MustCompile(`(?m)^pgbench: (?:error|fatal): (.*)$`)
@@ -111,15 +112,18 @@ type pgbenchRun struct {
 const stallSlack = 60 * time.Second
 
 func (p pgbenchRun) args() []string {
-	return []string{
+	args := []string{
 		"-n", // the harness vacuums, the same way for every target
 		"-h", p.host, "-p", strconv.Itoa(p.port), "-U", dbUser,
 		"-b", p.cell.builtin, "-M", p.cell.mode,
 		"-c", strconv.Itoa(p.cell.clients), "-j", strconv.Itoa(min(threads, p.cell.clients)),
 		"-T", strconv.Itoa(int(p.duration.Seconds())),
 		"--log", "--log-prefix=" + filepath.Join(p.logDir, "tx"),
-		p.db,
 	}
+	if p.cell.reconnect {
+		args = append(args, "-C")
+	}
+	return append(args, p.db)
 }
 
 // do runs pgbench and reads its summary and transaction logs. A pgbench

@@ -166,8 +166,8 @@ func (r *results) writeMarkdown(w io.Writer) error {
 			notes = append(notes, s[t].notes(c, t)...)
 		}
 		d, pb, px := s[direct], s[pgbouncer], s[pgpoolx]
-		fmt.Fprintf(&b, "| %s `-M %s` | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-			c.builtin, c.mode, c.clients,
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			c.workload(), c.clients,
 			d.tpsText(), pb.tpsText(), px.tpsText(),
 			ratio(px, pb, tpsOf), ratio(px, d, tpsOf),
 			d.latencyText(), pb.latencyText(), px.latencyText(),
@@ -186,7 +186,7 @@ func (r *results) writeMarkdown(w io.Writer) error {
 	}
 	b.WriteString("- " + trapNote + "\n")
 	b.WriteString("- `*`: the median of the runs that did not fail; the others are in the notes above.\n")
-	b.WriteString("- tps excludes connection time (pgbench's own figure); p50 / p99 are the latencies of every " +
+	b.WriteString("- tps excludes connection time (pgbench's own figure), except with `-C`, where every transaction connects anew; p50 / p99 are the latencies of every " +
 		"transaction in pgbench's `--log`; CPU µs/tx is the pooler process's user + system time from " +
 		"`/proc/PID/stat` over the run (client connections included) divided by the transactions pgbench " +
 		"reports. pgbench, PostgreSQL and the pooler share the machine's CPUs.\n")
@@ -204,14 +204,14 @@ func (r *results) scaleNotes() []string {
 			continue
 		}
 		base := slices.IndexFunc(r.set.cells, func(b cell) bool {
-			return b.builtin == c.builtin && b.mode == c.mode && b.clients == 64
+			return b.builtin == c.builtin && b.mode == c.mode && b.reconnect == c.reconnect && b.clients == 64
 		})
 		if base < 0 {
 			continue
 		}
 		keep := func(t target) string { return ratio(r.summarize(ci, t), r.summarize(base, t), tpsOf) }
-		notes = append(notes, fmt.Sprintf("%s `-M %s` with %d clients: tps is %s of the same workload's at 64 clients "+
-			"through pgpoolx, %s through PgBouncer.", c.builtin, c.mode, c.clients, keep(pgpoolx), keep(pgbouncer)))
+		notes = append(notes, fmt.Sprintf("%s with %d clients: tps is %s of the same workload's at 64 clients "+
+			"through pgpoolx, %s through PgBouncer.", c.workload(), c.clients, keep(pgpoolx), keep(pgbouncer)))
 	}
 	return notes
 }
