@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -30,8 +31,8 @@ type Loop struct {
 	awake bool
 
 	regMu sync.RWMutex
-	conns map[int32]*Conn // by socket
-	seq   uint32          // tells a socket's registrations apart when its number is reused
+	conns []*Conn // by socket number: a lookup per event, cheaper than a map's
+	seq   uint32  // tells a socket's registrations apart when its number is reused
 }
 
 // New starts a loop on a thread of its own.
@@ -45,7 +46,7 @@ func New() (*Loop, error) {
 		syscall.Close(epfd)
 		return nil, fmt.Errorf("eventfd: %w", errno)
 	}
-	l := &Loop{epfd: epfd, wakefd: int(r), conns: make(map[int32]*Conn)}
+	l := &Loop{epfd: epfd, wakefd: int(r)}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(l.wakefd)}
 	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, l.wakefd, &ev); err != nil {
 		syscall.Close(epfd)
@@ -117,8 +118,11 @@ func (l *Loop) run() {
 				rawRead(l.wakefd, buf[:])
 				continue
 			}
+			var c *Conn
 			l.regMu.RLock()
-			c := l.conns[ev.Fd]
+			if int(ev.Fd) < len(l.conns) {
+				c = l.conns[ev.Fd]
+			}
 			l.regMu.RUnlock()
 			if c != nil && c.seq == uint32(ev.Pad) {
 				c.dispatch(ev.Events)
@@ -171,7 +175,11 @@ func (l *Loop) Adopt(nc net.Conn) (*Conn, error) {
 	l.regMu.Lock()
 	l.seq++
 	c.seq = l.seq
-	l.conns[int32(fd)] = c
+	if fd >= len(l.conns) {
+		grown := slices.Grow(l.conns, fd+1-len(l.conns))
+		l.conns = grown[:cap(grown)]
+	}
+	l.conns[fd] = c
 	l.regMu.Unlock()
 	ev := syscall.EpollEvent{
 		Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | epollET,
@@ -189,8 +197,8 @@ func (l *Loop) Adopt(nc net.Conn) (*Conn, error) {
 
 func (l *Loop) forget(c *Conn) {
 	l.regMu.Lock()
-	if l.conns[int32(c.fd)] == c {
-		delete(l.conns, int32(c.fd))
+	if l.conns[c.fd] == c {
+		l.conns[c.fd] = nil
 	}
 	l.regMu.Unlock()
 }
