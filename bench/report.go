@@ -33,8 +33,14 @@ type summary struct {
 	failure          string // the first failed run's reason
 	tps, p50, p99    float64
 	cpuPerTx, failed float64
-	skipped          string // why it was not run
+	minTPS, maxTPS   float64 // over the runs that did not fail
+	skipped          string  // why it was not run
 }
+
+// noisySpread is the ratio of a target's best run to its worst above
+// which the report says the runs disagree: a median of such runs says
+// less than its digits suggest (one client on a small VM swings 2x).
+const noisySpread = 1.25
 
 func (r *results) summarize(ci int, t target) summary {
 	c := r.set.cells[ci]
@@ -58,6 +64,9 @@ func (r *results) summarize(ci int, t target) summary {
 		p99 = append(p99, ms(x.p99))
 		cpu = append(cpu, x.cpuPerTx())
 		failed = append(failed, float64(x.failed))
+	}
+	if len(tps) > 0 {
+		s.minTPS, s.maxTPS = slices.Min(tps), slices.Max(tps)
 	}
 	s.tps, s.p50, s.p99 = median(tps), median(p50), median(p99)
 	s.cpuPerTx, s.failed = median(cpu), median(failed)
@@ -231,6 +240,9 @@ func (s summary) notes(c cell, t target) []string {
 	if s.ok < s.runs {
 		notes = append(notes, fmt.Sprintf("%s, %s: %s in %d of %d runs: %s",
 			t, c, map[bool]string{true: "stalled", false: "failed"}[s.stalled], s.runs-s.ok, s.runs, s.failure))
+	}
+	if s.ok > 1 && s.minTPS > 0 && s.maxTPS/s.minTPS > noisySpread {
+		notes = append(notes, fmt.Sprintf("%s, %s: runs disagree, tps from %.0f to %.0f", t, c, s.minTPS, s.maxTPS))
 	}
 	if s.ok > 0 && s.failed > 0 {
 		notes = append(notes, fmt.Sprintf("%s, %s: %.0f failed transactions (median)", t, c, s.failed))
