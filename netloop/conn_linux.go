@@ -353,25 +353,22 @@ func (r rawConn) Control(f func(fd uintptr)) error {
 }
 
 func (r rawConn) Read(f func(fd uintptr) bool) error {
-	if !r.c.incref() {
-		return net.ErrClosed
-	}
-	defer r.c.decref()
-	for !f(uintptr(r.c.fd)) {
-		if err := r.c.wait(r.c.rsig, &r.c.rdl); err != nil {
-			return err
-		}
-	}
-	return nil
+	return r.until(f, r.c.rsig, &r.c.rdl)
 }
 
 func (r rawConn) Write(f func(fd uintptr) bool) error {
+	return r.until(f, r.c.wsig, &r.c.wdl)
+}
+
+// until calls f until it reports done, waiting for readiness (sig) in
+// between, up to the deadline in dl.
+func (r rawConn) until(f func(fd uintptr) bool, sig chan struct{}, dl *atomic.Int64) error {
 	if !r.c.incref() {
 		return net.ErrClosed
 	}
 	defer r.c.decref()
 	for !f(uintptr(r.c.fd)) {
-		if err := r.c.wait(r.c.wsig, &r.c.wdl); err != nil {
+		if err := r.c.wait(sig, dl); err != nil {
 			return err
 		}
 	}

@@ -108,6 +108,21 @@ func readFullAsync(r io.Reader, buf []byte) <-chan ioResult {
 	return ch
 }
 
+// readAfterWait reads len(msg) bytes from c in blocking mode: the read
+// must wait for the peer, and then get msg once the peer writes it.
+func readAfterWait(tb testing.TB, c *netloop.Conn, peer net.Conn, msg, what string) {
+	tb.Helper()
+	buf := make([]byte, len(msg))
+	read := readFullAsync(c, buf)
+	waitParked(tb, inConnWait)
+	if _, err := peer.Write([]byte(msg)); err != nil {
+		tb.Fatal(err)
+	}
+	if r := recv(tb, read, what); r.err != nil || string(buf) != msg {
+		tb.Fatalf("%s = %q, %v; want %q, nil", what, buf, r.err, msg)
+	}
+}
+
 // writeAsync writes p to w on a goroutine of its own.
 func writeAsync(w io.Writer, p []byte) <-chan ioResult {
 	ch := make(chan ioResult, 1)
@@ -421,15 +436,7 @@ func TestReadDeadline(t *testing.T) {
 			}
 
 			c.SetReadDeadline(time.Time{})
-			buf := make([]byte, 5)
-			read := readFullAsync(c, buf)
-			waitParked(t, inConnWait)
-			if _, err := peer.Write([]byte("again")); err != nil {
-				t.Fatal(err)
-			}
-			if r := recv(t, read, "Read"); r.err != nil || string(buf) != "again" {
-				t.Fatalf("Read after clearing the deadline = %q, %v; want \"again\", nil", buf, r.err)
-			}
+			readAfterWait(t, c, peer, "again", "Read after clearing the deadline")
 		})
 	}
 }
@@ -822,13 +829,7 @@ func TestLoopToBlockingMode(t *testing.T) {
 			}
 
 			// Reads wait again rather than return ErrWouldBlock.
-			buf := make([]byte, 2)
-			read := readFullAsync(c, buf)
-			waitParked(t, inConnWait)
-			peer.Write([]byte("ok"))
-			if r := recv(t, read, "blocking Read"); r.err != nil || string(buf) != "ok" {
-				t.Fatalf("blocking Read = %q, %v; want \"ok\", nil", buf, r.err)
-			}
+			readAfterWait(t, c, peer, "ok", "blocking Read")
 		})
 	}
 }

@@ -425,8 +425,7 @@ var ErrMustDial = errors.New("pool: a connection must be dialed or waited for in
 // waiting allocates nothing.
 type Wait struct {
 	p        *Pool
-	w        waiter
-	notify   func()
+	w        waiter // w.notify is the Wait's notify
 	t        *time.Timer
 	armed    bool      // t will fire; guarded by p.mu
 	deadline time.Time // of the wait under way; zero: none
@@ -436,7 +435,7 @@ type Wait struct {
 // releases a connection, or when acquire_timeout passes; it must not
 // block) each time a wait it began ends; Result then tells the outcome.
 func (p *Pool) NewWait(notify func()) *Wait {
-	wt := &Wait{p: p, notify: notify}
+	wt := &Wait{p: p}
 	wt.w.notify = notify
 	return wt
 }
@@ -450,23 +449,22 @@ func (wt *Wait) Begin(now time.Time) error {
 		p.mu.Unlock()
 		return ErrClosed
 	}
-	wt.w = waiter{notify: wt.notify, since: now}
+	wt.w = waiter{notify: wt.w.notify, since: now}
 	p.waiters.push(&wt.w)
 	timeout := p.opts.AcquireTimeout
 	wt.deadline = time.Time{}
-	if timeout <= 0 || wt.armed {
-		// A timer still armed from an earlier wait fires before this
-		// deadline and arms itself again for the rest: resetting a timer
-		// at every wait costs more than that one extra firing.
-		if timeout > 0 {
-			wt.deadline = now.Add(timeout)
-		}
-		p.mu.Unlock()
+	if timeout > 0 {
+		wt.deadline = now.Add(timeout)
+	}
+	// A timer still armed from an earlier wait fires before this deadline
+	// and arms itself again for the rest: resetting a timer at every wait
+	// costs more than that one extra firing.
+	arm := timeout > 0 && !wt.armed
+	wt.armed = wt.armed || arm
+	p.mu.Unlock()
+	if !arm {
 		return nil
 	}
-	wt.deadline = now.Add(timeout)
-	wt.armed = true
-	p.mu.Unlock()
 	if wt.t == nil {
 		wt.t = time.AfterFunc(timeout, wt.expire)
 	} else {
@@ -497,7 +495,7 @@ func (wt *Wait) expire() {
 	}
 	wt.w.err = ErrAcquireTimeout
 	p.mu.Unlock()
-	wt.notify()
+	wt.w.notify()
 }
 
 // Result returns what the wait brought once notify was called: a

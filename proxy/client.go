@@ -44,9 +44,8 @@ type attachment struct {
 	// each ReadyForQuery, rather than per message.
 	sent, queries uint64
 	txStart       time.Time // when the transaction under way started (or the attachment)
-	loop          bool      // the event loop relays it (fast.go)
-	// lc is srv's socket on the event loop, set when the loop relays it;
-	// tls says TLS runs over lc, which keeps input of its own.
+	// lc is srv's socket while the event loop relays it (fast.go), else
+	// nil; tls says TLS runs over lc, which keeps input of its own.
 	lc  *netloop.Conn
 	tls bool
 }
@@ -491,7 +490,7 @@ func (c *client) startSession(ctx context.Context, wait bool) (*attachment, map[
 	c.mu.Lock()
 	c.want, c.defaults = want, want
 	c.mu.Unlock()
-	return newAttachment(srv, false), srv.Params, nil
+	return newAttachment(srv, nil, false), srv.Params, nil
 }
 
 // readStartupPacket reads one length-prefixed packet without a type byte.

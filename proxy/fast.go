@@ -169,16 +169,16 @@ func (c *client) loopMessage() bool {
 	switch c.r.PeekType() {
 	case wire.Query, wire.Parse, wire.Bind, wire.Describe, wire.Execute, wire.Sync:
 	case wire.Terminate:
-		if a == nil {
-			// Goodbye between transactions: nothing waits, so the loop
-			// ends the client itself rather than start a goroutine for
-			// it (a client per transaction, as with pgbench -C, pays
-			// that at every connection).
-			c.leaveLoop()
-			c.end(nil)
+		if a != nil {
+			c.toGoroutine()
 			return false
 		}
-		c.toGoroutine()
+		// Goodbye between transactions: nothing waits, so the loop ends
+		// the client itself rather than start a goroutine for it (a
+		// client per transaction, as with pgbench -C, pays that at every
+		// connection).
+		c.leaveLoop()
+		c.end(nil)
 		return false
 	default:
 		c.toGoroutine()
@@ -214,7 +214,7 @@ func (c *client) loopMessage() bool {
 func (c *client) releaseUnused() {
 	c.mu.Lock()
 	a := c.att
-	unused := a != nil && a.loop && c.track.Idle()
+	unused := a != nil && a.lc != nil && c.track.Idle()
 	if unused {
 		c.att = nil
 	}
@@ -310,8 +310,7 @@ func (c *client) attachInLoop(srv *pool.Conn) bool {
 	}
 	srv.Current = want // equal; now also the same map, which compares at once
 
-	a := newAttachment(srv, true)
-	a.lc, a.tls = lc, overTLS
+	a := newAttachment(srv, lc, overTLS)
 	c.mu.Lock()
 	c.att = a
 	c.mu.Unlock()
@@ -322,7 +321,7 @@ func (c *client) attachInLoop(srv *pool.Conn) bool {
 // relayStep relays what the server sent for the client. On the loop's
 // thread.
 func (c *client) relayStep(a *attachment) {
-	if !a.loop || !c.inLoop.Load() {
+	if a.lc == nil || !c.inLoop.Load() {
 		return
 	}
 	for {
@@ -377,11 +376,11 @@ func (c *client) readyMustWait() bool {
 // stopLoopRelay takes the server connection's events from the loop if
 // the loop relayed it, and reports whether it did.
 func (a *attachment) stopLoopRelay() bool {
-	if !a.loop {
+	if a.lc == nil {
 		return false
 	}
-	a.loop = false
 	a.lc.SetHandler(nil)
+	a.lc = nil
 	return true
 }
 

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pgpoolx/pgpoolx/config"
+	"github.com/pgpoolx/pgpoolx/netloop"
 	"github.com/pgpoolx/pgpoolx/pool"
 	"github.com/pgpoolx/pgpoolx/session"
 	"github.com/pgpoolx/pgpoolx/wire"
@@ -81,16 +82,17 @@ func (c *client) attach(ctx context.Context, wait bool) (*attachment, error) {
 			c.wmu.Unlock()
 		}
 	}
-	a := newAttachment(srv, false)
+	a := newAttachment(srv, nil, false)
 	c.startRelay(ctx, a)
 	return a, nil
 }
 
-// newAttachment lends srv to the client. The relay the event loop runs
-// gets its done channel only if a goroutine takes it over (fast.go).
-func newAttachment(srv *pool.Conn, loop bool) *attachment {
-	a := &attachment{srv: srv, txStart: time.Now(), loop: loop}
-	if !loop {
+// newAttachment lends srv to the client, relayed by the event loop
+// through lc, or by a goroutine when lc is nil. The loop's relay gets its
+// done channel only if a goroutine takes it over (fast.go).
+func newAttachment(srv *pool.Conn, lc *netloop.Conn, overTLS bool) *attachment {
+	a := &attachment{srv: srv, txStart: time.Now(), lc: lc, tls: overTLS}
+	if lc == nil {
 		a.done = make(chan struct{})
 	}
 	return a
